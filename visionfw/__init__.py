@@ -1,0 +1,48 @@
+"""visionfw: super-resolution networks declared as link dictionaries, built as Keras models.
+
+The heavy parts (TensorFlow, Keras) load on first use, so ``import visionfw`` stays cheap and a
+submodule such as ``visionfw.metrics`` can be used on its own.
+"""
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "LinkError": "visionfw.errors",
+    "VisionfwError": "visionfw.errors",
+    "build": "visionfw.graph.builder",
+    "validate": "visionfw.graph.validate",
+    "layer_table": "visionfw.graph.printer",
+    "print_layer_table": "visionfw.graph.printer",
+    "register_layer": "visionfw.graph.registry",
+    "register_block": "visionfw.graph.registry",
+    "register_model": "visionfw.models",
+    "model_dict": "visionfw.models",
+    "model_names": "visionfw.models",
+    "model_hparams": "visionfw.models",
+    "build_model": "visionfw.models",
+    "save_model": "visionfw.checkpoint",
+    "load_model": "visionfw.checkpoint",
+    "read_spec": "visionfw.checkpoint",
+    "dict_to_json": "visionfw.graph.schema",
+    "dict_from_json": "visionfw.graph.schema",
+    "save_dict": "visionfw.graph.schema",
+    "load_dict": "visionfw.graph.schema",
+    "imresize": "visionfw.resize",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'visionfw' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

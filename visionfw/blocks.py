@@ -1,0 +1,52 @@
+"""Registered block functions: each takes input tensors and keyword parameters, returns a tensor.
+
+A block becomes one nested model in the built graph, so its layers' names only need to be
+unique inside the block.
+"""
+import keras
+
+from visionfw.graph.registry import register_block
+from visionfw.layers import PixelShuffle
+
+
+def _prelu(name):
+    # PyTorch's PReLU starts at 0.25, a better start than Keras' 0 for these networks.
+    return keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25),
+                              shared_axes=(1, 2), name=name)
+
+
+@register_block
+def gen_residual_block(x, filters=None, kernel_size=3, batchnorm=True):
+    """SRResNet's residual block: conv-BN-PReLU-conv-BN plus the identity.
+
+    Args:
+        x: input tensor (B, H, W, C).
+        filters: convolution width; defaults to C, which the skip connection needs.
+        kernel_size: convolution kernel size.
+        batchnorm: False drops both BatchNormalization layers.
+    """
+    filters = filters or x.shape[-1]
+    y = keras.layers.Conv2D(filters, kernel_size, padding="same", name="conv1")(x)
+    if batchnorm:
+        y = keras.layers.BatchNormalization(name="bn1")(y)
+    y = _prelu("prelu")(y)
+    y = keras.layers.Conv2D(filters, kernel_size, padding="same", name="conv2")(y)
+    if batchnorm:
+        y = keras.layers.BatchNormalization(name="bn2")(y)
+    return keras.layers.Add(name="add")([x, y])
+
+
+@register_block
+def gen_last_block(x, filters=None, scale=2, kernel_size=3):
+    """Sub-pixel up-sampling stage: conv to filters*scale^2 channels, pixel shuffle, PReLU.
+
+    Args:
+        x: input tensor (B, H, W, C).
+        filters: channels after the shuffle; defaults to C.
+        scale: up-sampling factor of this stage.
+        kernel_size: convolution kernel size.
+    """
+    filters = filters or x.shape[-1]
+    y = keras.layers.Conv2D(filters * scale * scale, kernel_size, padding="same", name="conv")(x)
+    y = PixelShuffle(scale, name="shuffle")(y)
+    return _prelu("prelu")(y)

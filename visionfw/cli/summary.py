@@ -1,0 +1,40 @@
+"""``summary``: print the layer table of a model name or a JSON dictionary."""
+import click
+
+from visionfw.cli.common import model_options, one_line_errors, resolve_hparams, start_runtime
+
+
+def show_summary(model, params, scale, dump_json=None):
+    from visionfw.graph.printer import print_layer_table
+    from visionfw.graph.schema import save_dict
+    from visionfw.models import resolve_model
+
+    start_runtime()
+    hp = resolve_hparams(model, params, scale)
+    d, _, _ = resolve_model(model, **hp)
+    print_layer_table(d)
+    if dump_json:
+        save_dict(d, dump_json)
+        click.echo(f"dictionary written to {dump_json}")
+
+
+@click.command("summary")
+@click.argument("model")
+@model_options
+@click.option("--json", "dump_json", type=click.Path(dir_okay=False), default=None,
+              help="Also write the model's dictionary to this JSON file.")
+@one_line_errors
+def summary(model, params, scale, dump_json):
+    """Print MODEL's layer table (MODEL: a registered name or a .json dictionary)."""
+    show_summary(model, params, scale, dump_json)
+
+
+@click.command("models")
+def list_models():
+    """List registered models and their hyperparameters."""
+    from visionfw import models
+
+    for name in models.model_names():
+        hp = models.model_hparams(name)
+        args = ", ".join(f"{h.name}: {h.type.__name__} = {h.default!r}" for h in hp.values())
+        click.echo(f"{name}({args})")

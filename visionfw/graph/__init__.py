@@ -1,0 +1,1 @@
+"""The link-dictionary graph: schema, registry, validator, builder and printer."""

@@ -1,0 +1,196 @@
+"""Compiles a validated link dictionary into a ``keras.Model``.
+
+Every link becomes one callable: a Keras layer for a layer name, or a nested functional model
+for a block (a registered function or a dictionary), so that each link has one name, one
+parameter count and one output shape in the layer table, and a block's weights sit under
+the link's name.
+"""
+import json
+from dataclasses import dataclass, field
+
+from visionfw.errors import LinkError
+from visionfw.graph import registry
+from visionfw.graph.schema import DEFAULT_INPUT, canonical, dict_to_json
+from visionfw.graph.validate import validate
+
+# Merge layers whose inputs must have equal shapes, and the one that joins along an axis.
+SPEC_FORMAT = 1
+
+_ELEMENTWISE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
+
+
+@dataclass
+class BuiltStep:
+    step: object
+    layer: object
+    outputs: list
+
+
+@dataclass
+class Trace:
+    """What the builder made for each link, for the layer table."""
+
+    steps: list = field(default_factory=list)
+
+
+def build(d, name=None, trace=None):
+    """Build dictionary ``d`` into a ``keras.Model`` (validating it first).
+
+    Args:
+        d: the link dictionary.
+        name: the model's name (default: ``d['name']``).
+        trace: a :class:`Trace` to fill with each link's layer and output tensors.
+    """
+    plan = validate(d)
+    model = _build_plan(plan, name or plan.name, (), trace, {}, shapes=None)
+    attach_spec(model, d)
+    return model
+
+
+def attach_spec(model, d, name=None, hparams=None):
+    """Record the dictionary (and model name, hyperparameters) a model was built from.
+
+    Kept as one JSON string, which Keras does not track, for :func:`visionfw.save_model`.
+    A dictionary holding live objects (not JSON) is recorded as ``None``.
+    """
+    try:
+        text = dict_to_json(d, indent=None)
+    except LinkError:
+        model._visionfw_spec = None
+        return
+    model._visionfw_spec = json.dumps({"format": SPEC_FORMAT, "model": name,
+                                       "hparams": hparams or {}, "dict": json.loads(text)})
+
+
+def model_spec(model):
+    """The record :func:`attach_spec` made, as a dict, or None."""
+    text = getattr(model, "_visionfw_spec", None)
+    return json.loads(text) if text else None
+
+
+def _layer_name(step):
+    return f"{step.family}_{step.index}"
+
+
+def _build_plan(plan, name, path, trace, shared, shapes):
+    """Build a plan; ``shapes`` overrides the input shapes (for a nested block)."""
+    import keras
+
+    tensors = {}
+    model_inputs = []
+    for i, spec in enumerate(plan.inputs):
+        if shapes is not None:
+            shape = shapes[i]
+        else:
+            shape = spec.shape if spec.shape is not None else DEFAULT_INPUT["shape"]
+        in_name = spec.name or (spec.node if isinstance(spec.node, str) else f"input_{spec.node}")
+        t = keras.Input(shape=tuple(shape), dtype=spec.dtype if shapes is None else None,
+                        name=in_name)
+        tensors[spec.node] = t
+        model_inputs.append(t)
+
+    for step in plan.steps:
+        xs = [tensors[n] for n in step.inputs]
+        layer = shared.get(step.share) if step.share else None
+        if layer is None:
+            with keras.name_scope(_layer_name(step)):
+                # Variables of a block's layers get paths such as 'block_3/conv1/kernel'.
+                layer = _make(step, xs, path, shared)
+            if step.share:
+                shared[step.share] = layer
+        _check_merge(step, layer, xs, path)
+        try:
+            if step.entry.kind == "layer":
+                ys = layer(xs[0] if len(xs) == 1 and _single_input(layer) else xs)
+            else:
+                ys = layer(xs[0] if len(xs) == 1 else xs)
+        except LinkError:
+            raise
+        except Exception as exc:  # Keras reports shape and type errors in many classes
+            raise step.error(f"{step.entry.name} failed on inputs of shape "
+                             f"{[tuple(x.shape) for x in xs]}: {_first_line(exc)}", path) from None
+        ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
+        if len(ys) != len(step.outputs):
+            raise step.error(f"{step.entry.name} returned {len(ys)} tensor(s) for "
+                             f"{len(step.outputs)} output node(s)", path)
+        for node, y in zip(step.outputs, ys):
+            tensors[node] = y
+        if trace is not None:
+            trace.steps.append(BuiltStep(step, layer, ys))
+
+    outs = [tensors[n] for n in plan.outputs]
+    ins = model_inputs[0] if len(model_inputs) == 1 else model_inputs
+    out = outs[0] if len(outs) == 1 else outs
+    return keras.Model(ins, out, name=name)
+
+
+def _single_input(layer):
+    lo, _ = registry.layer_arity(registry.Entry(type(layer).__name__, "layer", type(layer)))
+    return lo <= 1
+
+
+def _make(step, xs, path, shared):
+    """The layer or nested model that computes one link."""
+    import keras
+
+    entry = step.entry
+    name = step.par.get("name", _layer_name(step)) if entry.kind == "layer" else _layer_name(step)
+    if entry.kind == "layer":
+        par = dict(step.par)
+        par["name"] = name
+        try:
+            return entry.target(**par)
+        except Exception as exc:
+            raise step.error(f"cannot make {entry.name} with parameters {step.par}: "
+                             f"{_first_line(exc)}", path) from None
+    shapes = [tuple(x.shape[1:]) for x in xs]
+    if entry.kind == "block":
+        sub_inputs = [keras.Input(shape=s, name=f"{name}_in{i}") for i, s in enumerate(shapes)]
+        try:
+            out = entry.target(*sub_inputs, **step.par)
+        except LinkError:
+            raise
+        except Exception as exc:
+            raise step.error(f"block {entry.name} failed on inputs of shape {shapes}: "
+                             f"{_first_line(exc)}", path) from None
+        ins = sub_inputs[0] if len(sub_inputs) == 1 else sub_inputs
+        return keras.Model(ins, out, name=name)
+    # A nested dictionary (inline, registered, or a registered model).
+    label = f"{step.label} {step.plan.name}"
+    for i, (spec, shape) in enumerate(zip(step.plan.inputs, shapes)):
+        if spec.shape is not None and not _compatible(spec.shape, shape):
+            raise step.error(f"input {i} of block {step.plan.name} has shape {shape}, but the "
+                             f"block declares {spec.shape}", path)
+    return _build_plan(step.plan, name, path + (label,), None, shared, shapes)
+
+
+def _compatible(a, b):
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
+def _check_merge(step, layer, xs, path):
+    kind = type(layer).__name__
+    if step.entry.kind != "layer" or len(xs) < 2:
+        return
+    shapes = [tuple(x.shape) for x in xs]
+    if kind in _ELEMENTWISE:
+        for node, shape in zip(step.inputs[1:], shapes[1:]):
+            if not _compatible(shapes[0], shape):
+                raise step.error(f"{kind} needs inputs of equal shape, got {shapes[0]} from node "
+                                 f"{step.inputs[0]!r} and {shape} from node {node!r}", path)
+    elif kind == "Concatenate":
+        axis = layer.axis % len(shapes[0]) if shapes[0] else 0
+        cut = [tuple(s[:axis] + s[axis + 1:]) for s in shapes]
+        for node, shape, full in zip(step.inputs[1:], cut[1:], shapes[1:]):
+            if len(full) != len(shapes[0]) or not _compatible(cut[0], shape):
+                raise step.error(f"Concatenate on axis {layer.axis} needs equal shapes elsewhere, "
+                                 f"got {shapes[0]} from node {step.inputs[0]!r} and {full} "
+                                 f"from node {node!r}", path)
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+__all__ = ["build", "Trace", "attach_spec", "model_spec", "canonical"]

@@ -1,0 +1,87 @@
+"""visionfw's own serialisable layers, usable by name in link dictionaries."""
+import keras
+from keras import ops
+
+from visionfw.graph.registry import _LAYERS, register_layer
+
+
+@register_layer
+class PixelShuffle(keras.layers.Layer):
+    """Sub-pixel up-sampling: (H, W, C*r*r) -> (H*r, W*r, C).
+
+    Args:
+        scale: the factor r.
+        channel_order: ``'tf'`` reads the input channels as TensorFlow's ``depth_to_space``
+            does (channel (i*r + j)*C + c goes to output channel c at offset (i, j));
+            ``'torch'`` as PyTorch's ``PixelShuffle`` (channel c*r*r + i*r + j), so converted
+            weights work unchanged.
+        **kwargs: passed to ``keras.layers.Layer``.
+    """
+
+    def __init__(self, scale=2, channel_order="tf", **kwargs):
+        super().__init__(**kwargs)
+        if int(scale) != scale or scale < 1:
+            raise ValueError(f"scale must be a positive integer, got {scale!r}")
+        if channel_order not in ("tf", "torch"):
+            raise ValueError(f"channel_order must be 'tf' or 'torch', got {channel_order!r}")
+        self.scale = int(scale)
+        self.channel_order = channel_order
+
+    def call(self, x):
+        import tensorflow as tf
+
+        r = self.scale
+        if self.channel_order == "tf":
+            return tf.nn.depth_to_space(x, r)
+        shape = tf.shape(x)
+        b, h, w = shape[0], shape[1], shape[2]
+        c = x.shape[-1] // (r * r)
+        y = tf.reshape(x, (b, h, w, c, r, r))
+        y = tf.transpose(y, (0, 1, 4, 2, 5, 3))
+        return tf.reshape(y, (b, h * r, w * r, c))
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        r = self.scale
+        if c is not None and c % (r * r):
+            raise ValueError(f"PixelShuffle({r}) needs channels divisible by {r * r}, got {c}")
+        return (b, None if h is None else h * r, None if w is None else w * r,
+                None if c is None else c // (r * r))
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "channel_order": self.channel_order}
+
+
+@register_layer
+class Scale(keras.layers.Layer):
+    """Multiplies by a constant (residual scaling, as in EDSR).
+
+    Args:
+        factor: the constant.
+        **kwargs: passed to ``keras.layers.Layer``.
+    """
+
+    def __init__(self, factor=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = float(factor)
+
+    def call(self, x):
+        return x * ops.cast(self.factor, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+def _add_resize_layer():
+    # The bicubic layer is defined (and made serialisable) next to the resize it uses.
+    try:
+        from visionfw.resize import BicubicResize
+    except ImportError:
+        return
+    _LAYERS.setdefault("BicubicResize", BicubicResize)
+
+
+_add_resize_layer()

@@ -1,0 +1,60 @@
+"""Process-wide TensorFlow settings (threads, log level), applied before TensorFlow starts."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_configured = False
+
+
+def configure_threads(intra_op=None, inter_op=None):
+    """Set TensorFlow's thread pools once, before the first op runs.
+
+    ``intra_op`` defaults to the ``VISIONFW_THREADS`` environment variable, else the number of
+    CPUs; ``inter_op`` defaults to 1 on small machines, since our graphs are mostly one long chain.
+    """
+    global _configured
+    if _configured:
+        return
+    import tensorflow as tf
+
+    cpus = os.cpu_count() or 1
+    intra = int(intra_op or os.environ.get("VISIONFW_THREADS", cpus))
+    inter = int(inter_op or (1 if cpus <= 4 else 2))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:
+        # TensorFlow already started: its pools are fixed for this process.
+        pass
+    _configured = True
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow with its start-up chatter (absl, CUDA probing) sent to /dev/null.
+
+    Command-line tools call this first so that a user sees only our own output; errors that
+    happen later still reach stderr.
+    """
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        saved = os.dup(2)
+    except OSError:
+        import tensorflow as tf
+
+        return tf
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.constant(0.0)  # device discovery also prints; do it now
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tf
