@@ -9,9 +9,9 @@ def show_summary(model, params, scale, dump_json=None):
     from visionfw.graph.schema import save_dict
     from visionfw.models import resolve_model
 
-    start_runtime()
     hp = resolve_hparams(model, params, scale)
-    d, _, _ = resolve_model(model, **hp)
+    d, _, _ = resolve_model(model, **hp)   # name and hyperparameter errors come before TensorFlow
+    start_runtime()
     print_layer_table(d)
     if dump_json:
         save_dict(d, dump_json)

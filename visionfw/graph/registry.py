@@ -110,8 +110,8 @@ def resolve(name, family=None, index=None, link=None, path=()):
         return entry
     hint = suggest(name, known_names())
     raise LinkError(
-        f"unknown layer or block {name!r}{hint}; register it with "
-        "visionfw.register_layer / visionfw.register_block",
+        f"unknown layer or block {name!r}{hint} (new ones are added with "
+        "visionfw.register_layer or visionfw.register_block)",
         family, index, link, path,
     )
 
@@ -126,7 +126,9 @@ def known_names():
 def suggest(name, candidates):
     """``"; did you mean 'Conv2D'?"`` for a near miss (case-insensitive), else ``''``."""
     lowered = {c.lower(): c for c in candidates}
-    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=3, cutoff=0.75)
+    key = str(name).lower()
+    close = [key] if key in lowered else difflib.get_close_matches(key, list(lowered), n=3,
+                                                                   cutoff=0.75)
     if not close:
         return ""
     return "; did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"

@@ -345,11 +345,12 @@ def _outputs(raw, producer, used, input_nodes, ordered, fail):
     if raw is None:
         sinks = [(node, step) for node, step in made if node not in used]
         if len(sinks) > 1:
-            node, step = sinks[1]
+            # The last dangling node is taken for the intended output; the first is reported.
+            node, step = sinks[0]
             others = [n for n, _ in sinks]
             raise step.error(
-                f"node {node!r} is produced but never used; the dangling nodes are {others}. "
-                "Use them, or list the model's outputs in 'outputs'", fail("").path)
+                f"node {node!r} is produced but never used (dangling nodes: {others}); "
+                "use it, or list the model's outputs in 'outputs'", fail("").path)
         return [sinks[0][0]], False
     outputs = _as_list(raw)
     if not outputs:

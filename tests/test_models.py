@@ -1,0 +1,112 @@
+"""Every registered model, at tiny hyperparameters: builds, runs, scales, trains a step, round-trips."""
+import numpy as np
+import pytest
+
+import visionfw
+from visionfw.errors import CheckpointError, HyperparameterError
+
+# The smallest settings of each model that still exercise every link.
+TINY = {
+    "srresnet": {"B": 2, "filters": 8, "scale": 2},
+    "vdsr": {"depth": 3, "filters": 8, "scale": 2},
+    "bicubic": {"scale": 3},
+}
+
+
+def tiny(name):
+    if name not in TINY:
+        pytest.fail(f"add tiny hyperparameters for model {name!r} to TINY")
+    return TINY[name]
+
+
+@pytest.fixture(params=visionfw.model_names())
+def name(request):
+    return request.param
+
+
+def lr_batch(model, n=2, size=12):
+    shape = model.inputs[0].shape
+    return np.random.default_rng(0).random((n, size, size, shape[-1]), dtype=np.float32)
+
+
+def test_builds_runs_and_scales(name):
+    hp = tiny(name)
+    model = visionfw.build_model(name, **hp)
+    x = lr_batch(model)
+    y = model.predict(x, verbose=0)
+    s = visionfw.model_dict(name, **hp)["meta"]["scale"]
+    assert y.shape == (2, 12 * s, 12 * s, x.shape[-1])
+    assert np.all(np.isfinite(y))
+
+
+def test_trains_one_step(name):
+    model = visionfw.build_model(name, **tiny(name))
+    x = lr_batch(model)
+    y = model.predict(x, verbose=0)
+    before = [w.copy() for w in model.get_weights()]
+    model.fit(x, np.clip(y + 0.1, 0, 1), epochs=1, batch_size=2, verbose=0)
+    after = model.get_weights()
+    if model.trainable_weights:
+        assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    else:
+        assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_save_load_round_trip_from_file_alone(name, tmp_path):
+    model = visionfw.build_model(name, **tiny(name))
+    for w in model.weights:  # weights away from their initial values
+        w.assign(np.random.default_rng(1).normal(size=w.shape).astype("float32") * 0.1
+                 + w.numpy())
+    path = visionfw.save_model(model, tmp_path / "m.weights.h5")
+    again = visionfw.load_model(path)
+    x = lr_batch(model)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
+    spec = visionfw.read_spec(path)
+    assert spec["model"] == name and spec["hparams"]["scale"] == tiny(name)["scale"]
+    assert [p.name for p in tmp_path.iterdir()] == ["m.weights.h5"]  # no temporary left
+
+
+def test_every_model_has_a_docstring_naming_its_hyperparameters(name):
+    mdef = visionfw.models.get_model_def(name)
+    for hp in mdef.hparams:
+        assert hp in mdef.doc, f"{name}: docstring does not describe {hp}"
+
+
+def test_unknown_model_and_hyperparameter_list_the_valid_ones():
+    with pytest.raises(HyperparameterError, match="did you mean 'srresnet'.*valid models: "
+                                                  "bicubic, srresnet, vdsr"):
+        visionfw.model_dict("SRResNt")
+    with pytest.raises(HyperparameterError, match=r"no hyperparameter blocks; valid: B \(int"):
+        visionfw.model_dict("srresnet", blocks=3)
+    with pytest.raises(HyperparameterError, match=r"B='eight' is not a valid int"):
+        visionfw.model_dict("srresnet", B="eight")
+    assert visionfw.model_dict("srresnet", B="3", batchnorm="false") == \
+        visionfw.model_dict("srresnet", B=3, batchnorm=False)
+
+
+def test_load_model_with_hyperparameter_override(tmp_path):
+    # VDSR's weights do not depend on the scale of its bicubic stage
+    model = visionfw.build_model("vdsr", **TINY["vdsr"])
+    path = visionfw.save_model(model, tmp_path / "v.weights.h5")
+    x4 = visionfw.load_model(path, scale=4)
+    assert x4.predict(np.zeros((1, 5, 5, 3), "float32"), verbose=0).shape == (1, 20, 20, 3)
+
+
+def test_checkpoint_errors_are_one_line(tmp_path):
+    with pytest.raises(CheckpointError, match="no such weights file"):
+        visionfw.load_model(tmp_path / "missing.weights.h5")
+    bad = tmp_path / "bad.weights.h5"
+    bad.write_bytes(b"not hdf5 at all")
+    with pytest.raises(CheckpointError, match="not a readable HDF5"):
+        visionfw.load_model(bad)
+    with pytest.raises(CheckpointError, match="must end in .weights.h5"):
+        visionfw.save_model(visionfw.build_model("bicubic"), tmp_path / "x.h5")
+    small = visionfw.build_model("srresnet", B=1, filters=8, scale=2)
+    path = visionfw.save_model(small, tmp_path / "s.weights.h5")
+    other = visionfw.build_model("srresnet", B=1, filters=16, scale=2)
+    with pytest.raises(CheckpointError, match="weights do not fit model"):
+        visionfw.checkpoint.load_weights(other, path)
+    plain = tmp_path / "plain.weights.h5"
+    small.save_weights(plain)
+    with pytest.raises(CheckpointError, match="holds no visionfw dictionary"):
+        visionfw.load_model(plain)
