@@ -1,0 +1,165 @@
+"""Evaluation: tiles, self-ensemble, Y models, reports, and test.py's errors."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import visionfw
+from tests.conftest import ROOT
+from visionfw.evaluate import Dataset, evaluate, format_report
+from visionfw.imageio import write_image
+from visionfw.inference import Predictor, rgb_to_ycbcr, run_tiled, self_ensemble, ycbcr_to_rgb
+
+
+def images(n=2, size=(36, 44), seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        # smooth content plus a little texture, so bicubic is imperfect but sane
+        y, x = np.mgrid[: size[0], : size[1]] / 9.0
+        base = np.stack([np.sin(x + i), np.cos(y * 1.3), np.sin(x * 0.7 + y)], -1) * 0.4 + 0.5
+        img = np.clip(base + rng.normal(0, 0.03, base.shape), 0, 1)
+        out.append((f"img{i}", (img * 255).round().astype(np.uint8)))
+    return out
+
+
+def test_tiled_and_whole_image_outputs_agree():
+    model = visionfw.build_model("srresnet", B=2, filters=8, scale=2, compile=False)
+    fn = Predictor(model)
+    x = np.random.default_rng(1).random((100, 90, 3), dtype=np.float32)
+    whole = fn(x)
+    tiled = run_tiled(fn, x, 2, tile=56, overlap=40)
+    assert tiled.shape == whole.shape
+    assert np.abs(tiled - whole).max() < 1 / 255
+
+
+def test_self_ensemble_is_the_mean_of_the_eight_transforms():
+    def fn(img):  # not equivariant: depends on position
+        h, w, _ = img.shape
+        return img * np.linspace(0.5, 1.5, w, dtype=np.float32)[None, :, None] + \
+            np.arange(h, dtype=np.float32)[:, None, None] / h
+
+    x = np.random.default_rng(2).random((5, 7, 3), dtype=np.float32)
+    expected = []
+    for flip in (False, True):
+        for k in range(4):
+            t = np.rot90(x[:, ::-1] if flip else x, k)
+            y = np.rot90(fn(t), -k)
+            expected.append(y[:, ::-1] if flip else y)
+    np.testing.assert_allclose(self_ensemble(fn, x), np.mean(expected, 0), rtol=1e-6, atol=1e-6)
+
+
+def test_ycbcr_round_trip_and_known_values():
+    white = np.ones((1, 1, 3), np.float32)
+    np.testing.assert_allclose(rgb_to_ycbcr(white)[0, 0] * 255, [235, 128, 128], atol=1e-3)
+    x = np.random.default_rng(3).random((4, 5, 3), dtype=np.float32)
+    np.testing.assert_allclose(ycbcr_to_rgb(rgb_to_ycbcr(x)), x, atol=1e-5)
+
+
+def test_bicubic_model_equals_bicubic_column_and_report_format():
+    ds = Dataset.from_arrays("tiny", images())
+    report = evaluate(visionfw.build_model("bicubic", scale=2), [ds])
+    (r,) = report["results"]
+    assert r["psnr"] == pytest.approx(r["bicubic_psnr"]) and r["scale"] == 2
+    assert [i["name"] for i in r["images"]] == ["img0", "img1"]
+    assert 20 < r["psnr"] < 60
+    text = format_report(report, per_image=True)
+    assert text.startswith("Protocol: PSNR/SSIM on Y") and "img1" in text
+
+
+def test_y_channel_model_gets_y_and_saves_colour(tmp_path):
+    model = visionfw.build_model("vdsr", depth=3, filters=4, channels=1, scale=2, compile=False)
+    for w in model.weights:  # a VDSR with a zero residual is bicubic on Y
+        w.assign(np.zeros(w.shape, "float32"))
+    ds = Dataset.from_arrays("tiny", images(1))
+    report = evaluate(model, [ds], save_dir=tmp_path, grid=True)
+    (r,) = report["results"]
+    # bicubic on Y vs bicubic on RGB then Y: equal up to rounding of the Y plane
+    assert abs(r["psnr"] - r["bicubic_psnr"]) < 0.05
+    saved = visionfw.imageio.read_image(tmp_path / "tiny" / "img0.png")
+    assert saved.shape == (36, 44, 3) and saved.std(axis=-1).mean() > 1  # colour, not gray
+    grid = visionfw.imageio.read_image(tmp_path / "tiny" / "img0_grid.png")
+    assert grid.shape[1] > 4 * 44
+
+
+def run_test_py(*args):
+    return subprocess.run([sys.executable, "test.py", *args, "--quiet"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "Mini" / "HR"
+    d.mkdir(parents=True)
+    for name, img in images(2, (24, 24)):
+        write_image(d / f"{name}.png", img)
+    return tmp_path / "Mini"
+
+
+def test_test_py_errors_are_one_line_and_json_is_never_half_written(folder, tmp_path):
+    out = tmp_path / "out.json"
+    out.write_text("previous report")
+    (tmp_path / "empty").mkdir()
+    (folder / "HR" / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    srresnet = tmp_path / "s.weights.h5"
+    visionfw.save_model(visionfw.build_model("srresnet", B=1, filters=8, scale=2), srresnet)
+    cases = [
+        (("bicubic", "--dataset", str(tmp_path / "nope")), "nope': no such folder"),
+        (("bicubic", "--dataset", str(tmp_path / "empty")), "holds no PNG"),
+        (("bicubic", "--dataset", str(folder), "--scale", "2", "--json", str(out)),
+         "zz_broken.png"),
+        (("srresnet", "--param", "B=2", "--param", "filters=8", "--scale", "2", "--weights",
+          str(srresnet), "--dataset", str(folder)), "weights do not fit model"),
+        (("srresnet", "--dataset", str(folder), "--scale", "2"), "pass --weights"),
+        (("--dataset", str(folder)), "give a MODEL"),
+        (("bicubic", "--dataset", str(folder), "--degradation", "gausian(sigma=2)"),
+         "gausian"),
+    ]
+    for args, pattern in cases:
+        r = run_test_py(*args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert pattern in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    assert out.read_text() == "previous report"
+
+
+def test_test_py_json_report_from_weights_alone(folder, tmp_path):
+    weights = tmp_path / "s.weights.h5"
+    visionfw.save_model(visionfw.build_model("srresnet", B=1, filters=8, scale=2), weights)
+    out = tmp_path / "r.json"
+    r = run_test_py("--weights", str(weights), "--dataset", str(folder), "--json", str(out),
+                    "--per-image", "--self-ensemble")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    (res,) = report["results"]
+    assert res["dataset"] == "Mini" and res["scale"] == 2
+    assert set(res) >= {"dataset", "model", "scale", "psnr", "ssim", "images"}
+    assert [i["name"] for i in res["images"]] == ["img0", "img1"]
+    assert report["protocol"]["self_ensemble"] is True
+    assert "img1" in r.stdout
+
+
+def test_lr_dir_is_used_instead_of_generated_lr(folder, tmp_path):
+    lr_dir = tmp_path / "lr"
+    lr_dir.mkdir()
+    for name, img in images(2, (24, 24)):
+        write_image(lr_dir / f"{name}x2.png", np.full((12, 12, 3), 128, np.uint8))
+    out = tmp_path / "r.json"
+    r = run_test_py("bicubic", "--scale", "2", "--dataset", str(folder), "--lr-dir", str(lr_dir),
+                    "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())["results"][0]
+    generated = run_test_py("bicubic", "--scale", "2", "--dataset", str(folder))
+    assert res["degradation"] == "given LR images"
+    # a flat grey LR scores far below the LR made from the ground truth
+    assert res["psnr"] < float(generated.stdout.split("mean")[1].split()[0]) - 3
+
+
+def test_bicubic_through_test_py_matches_published_set5_x4(shared_data, tmp_path):
+    out = tmp_path / "r.json"
+    r = run_test_py("bicubic", "--dataset", "Set5", "--scale", "4", "--data-root",
+                    str(shared_data / "benchmark"), "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())["results"][0]
+    assert abs(res["psnr"] - 28.42) <= 0.02 and abs(res["ssim"] - 0.8104) <= 0.002
