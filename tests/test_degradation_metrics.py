@@ -1,0 +1,50 @@
+"""Kernel PSNR / MSE and kernel pictures."""
+import math
+
+import numpy as np
+import pytest
+
+from visionfw.degradation import DegradationError, gaussian_kernel, kernel_grid, kernel_mse, kernel_picture, kernel_psnr
+
+
+def test_psnr_by_hand():
+    true = gaussian_kernel(21, 2.0)
+    est = true + 0.001
+    assert kernel_mse(est, true) == pytest.approx(1e-6)
+    assert kernel_psnr(est, true) == pytest.approx(60.0)  # 10 log10(1 / 1e-6), peak 1
+    peak = true.max()
+    assert kernel_psnr(est, true, normalize="max") == pytest.approx(10 * math.log10(peak ** 2 / 1e-6))
+    assert kernel_psnr(true, true) == math.inf
+    with pytest.raises(DegradationError):
+        kernel_psnr(est, true, normalize="sum")
+
+
+def test_stacks_and_sizes_are_aligned_on_the_origin():
+    true = np.stack([gaussian_kernel(25, 1.0), gaussian_kernel(25, 2.0)])
+    est = np.stack([gaussian_kernel(21, 1.0), gaussian_kernel(21, 2.5)])
+    psnr = kernel_psnr(est, true)
+    assert psnr.shape == (2,)
+    # the 21x21 estimate is zero-padded by 2 on each side: same origin, tap 12 of 25
+    padded = np.pad(est, ((0, 0), (2, 2), (2, 2)))
+    np.testing.assert_allclose(psnr, kernel_psnr(padded, true))
+    assert psnr[0] > 80 and psnr[1] < psnr[0]
+    np.testing.assert_allclose(kernel_mse(est, true), ((padded - true) ** 2).mean(axis=(1, 2)))
+
+
+def test_pictures(tmp_path):
+    k = gaussian_kernel(9, 1.0)
+    pic = kernel_picture(k, zoom=3)
+    assert pic.shape == (27, 27) and pic.dtype == np.uint8 and pic.max() == 255
+    assert pic[12:15, 12:15].min() == 255 and pic[0, 0] == 0
+    grid = kernel_grid(np.stack([k, k]), np.stack([k, k]), zoom=2, columns=1, gap=4)
+    assert grid.dtype == np.uint8 and grid.ndim == 3 and grid.shape[2] == 3
+    cell_w = 2 * 18 + 2
+    assert grid.shape == (2 * (18 + 4) + 4, cell_w + 8, 3)
+    # true kernel in green, estimate in white, gray background
+    assert grid[0, 0].tolist() == [128, 128, 128]
+    assert grid[4 + 9, 4 + 9].tolist() == [0, 255, 0]
+    assert grid[4 + 9, 4 + 18 + 2 + 9].tolist() == [255, 255, 255]
+    from visionfw.imageio import read_image, write_image
+
+    write_image(tmp_path / "grid.png", grid)
+    np.testing.assert_array_equal(read_image(tmp_path / "grid.png"), grid)

@@ -1,0 +1,147 @@
+"""Kernel-estimation metrics and pictures of kernels for reports.
+
+Kernel PSNR. We could not find KENet's evaluation code, so we follow the definition of the
+public kernel-estimation code we could read (FKP/MANet's ``calculate_psnr(..., is_kernel=True)``):
+``PSNR = 10 log10(1 / MSE)`` between the two kernels as they are, each summing to one, i.e.
+a peak value of 1. Because kernel taps are small (a 21x21 Gaussian of sigma 2.6 peaks at
+0.024), these PSNRs are large, typically 40-70 dB. ``normalize='max'`` instead divides both
+kernels by the true kernel's maximum, so the true kernel peaks at 1 like an image on [0, 1];
+that number reads like an image PSNR and depends less on the kernel's width. Reports must say
+which one they use; :func:`kernel_psnr` defaults to the first.
+
+Kernels of different sizes are compared after centring both on a common grid: the smaller
+one is zero-padded so that the two origins (tap ``size // 2``) coincide.
+"""
+import numpy as np
+
+from visionfw.degradation import DegradationError
+
+
+def _as_stack(kernels, name):
+    k = np.asarray(kernels, dtype=np.float64)
+    if k.ndim == 2:
+        k = k[np.newaxis]
+    if k.ndim != 3:
+        raise DegradationError(f"{name} must be (k, k) or (N, k, k), got shape {np.shape(kernels)}")
+    return k
+
+
+def _pad_to(k, shape):
+    """Zero-pad a stack ``(N, h, w)`` to ``shape`` keeping the origin ``size // 2`` aligned."""
+    out = np.zeros((k.shape[0],) + tuple(shape))
+    top = shape[0] // 2 - k.shape[1] // 2
+    left = shape[1] // 2 - k.shape[2] // 2
+    out[:, top:top + k.shape[1], left:left + k.shape[2]] = k
+    return out
+
+
+def _aligned(estimated, true):
+    est, ref = _as_stack(estimated, "estimated"), _as_stack(true, "true")
+    if len(est) != len(ref):
+        if len(est) == 1:
+            est = np.repeat(est, len(ref), axis=0)
+        elif len(ref) == 1:
+            ref = np.repeat(ref, len(est), axis=0)
+        else:
+            raise DegradationError(f"{len(est)} estimated kernels for {len(ref)} true ones")
+    shape = (max(est.shape[1], ref.shape[1]), max(est.shape[2], ref.shape[2]))
+    return _pad_to(est, shape), _pad_to(ref, shape)
+
+
+def kernel_mse(estimated, true):
+    """Mean squared error per kernel pair: float for one pair, ``(N,)`` array for stacks."""
+    est, ref = _aligned(estimated, true)
+    mse = ((est - ref) ** 2).mean(axis=(1, 2))
+    return float(mse[0]) if np.ndim(estimated) == 2 and np.ndim(true) == 2 else mse
+
+
+def kernel_psnr(estimated, true, normalize=None):
+    """Kernel PSNR in dB (``inf`` for identical kernels); see the module docstring.
+
+    Args:
+        estimated, true: ``(k, k)`` or ``(N, k, k)`` kernels (sizes may differ).
+        normalize: ``None`` (peak 1 on the sum-one kernels, FKP/MANet) or ``'max'`` (both
+            divided by the true kernel's maximum).
+
+    Returns:
+        float for one pair, ``(N,)`` array for stacks.
+    """
+    est, ref = _aligned(estimated, true)
+    if normalize == "max":
+        peak = ref.max(axis=(1, 2), keepdims=True)
+        est, ref = est / peak, ref / peak
+    elif normalize is not None:
+        raise DegradationError(f"normalize must be None or 'max', got {normalize!r}")
+    mse = ((est - ref) ** 2).mean(axis=(1, 2))
+    with np.errstate(divide="ignore"):
+        psnr = np.where(mse > 0, 10.0 * np.log10(1.0 / np.maximum(mse, 1e-300)), np.inf)
+    return float(psnr[0]) if np.ndim(estimated) == 2 and np.ndim(true) == 2 else psnr
+
+
+def kernel_picture(kernel, zoom=8, peak=None):
+    """A ``uint8`` grayscale picture ``(k*zoom, k*zoom)`` of a kernel: ``kernel / peak``
+    (default: its own maximum) mapped to 0..255, each tap a ``zoom x zoom`` block."""
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 2:
+        raise DegradationError(f"kernel_picture needs a 2-D kernel, got shape {k.shape}")
+    peak = k.max() if peak is None else float(peak)
+    scaled = np.clip(k / peak, 0.0, 1.0) if peak > 0 else np.zeros_like(k)
+    picture = np.floor(scaled * 255.0 + 0.5).astype(np.uint8)
+    return np.kron(picture, np.ones((int(zoom), int(zoom)), dtype=np.uint8))
+
+
+def _as_list(kernels):
+    """A list of 2-D kernels from one kernel, a stack or a list."""
+    if isinstance(kernels, np.ndarray) and kernels.ndim == 2:
+        return [kernels]
+    return list(kernels)
+
+
+def kernel_grid(estimated, true=None, zoom=6, columns=4, gap=4, shared_scale=True):
+    """A picture of many kernels: pairs ``true | estimated`` side by side, in a grid.
+
+    Args:
+        estimated: ``(N, k, k)`` kernels (or a list of 2-D kernels of any sizes).
+        true: the matching true kernels, or ``None`` to show only ``estimated``.
+        zoom: pixels per tap.
+        columns: cells (pairs) per row.
+        gap: pixels between cells; the background is mid-gray (128).
+        shared_scale: scale each pair by the true kernel's maximum, so intensities compare.
+
+    Returns:
+        ``uint8`` array ``(H, W, 3)``, ready for ``visionfw.imageio.write_image``; the true
+        kernel is drawn in green, the estimate in white.
+    """
+    est = _as_list(estimated)
+    ref = None if true is None else _as_list(true)
+    if ref is not None and len(ref) != len(est):
+        raise DegradationError(f"{len(est)} estimated kernels but {len(ref)} true ones")
+    cells = []
+    for i, e in enumerate(est):
+        e = np.asarray(e, dtype=np.float64)
+        if ref is None:
+            cells.append(np.repeat(kernel_picture(e, zoom)[..., np.newaxis], 3, axis=-1))
+            continue
+        t = np.asarray(ref[i], dtype=np.float64)
+        peak = t.max() if shared_scale else None
+        pic_t = kernel_picture(t, zoom)
+        pic_e = kernel_picture(e, zoom, peak)
+        h = max(pic_t.shape[0], pic_e.shape[0])
+        green = np.zeros((h, pic_t.shape[1], 3), np.uint8)
+        green[:pic_t.shape[0], :, 1] = pic_t
+        white = np.zeros((h, pic_e.shape[1], 3), np.uint8)
+        white[:pic_e.shape[0]] = pic_e[..., np.newaxis]
+        spacer = np.full((h, max(gap // 2, 1), 3), 128, np.uint8)
+        cells.append(np.concatenate([green, spacer, white], axis=1))
+    if not cells:
+        raise DegradationError("kernel_grid needs at least one kernel")
+    ch = max(c.shape[0] for c in cells)
+    cw = max(c.shape[1] for c in cells)
+    columns = max(1, min(int(columns), len(cells)))
+    rows = -(-len(cells) // columns)
+    grid = np.full((rows * (ch + gap) + gap, columns * (cw + gap) + gap, 3), 128, np.uint8)
+    for i, c in enumerate(cells):
+        r, col = divmod(i, columns)
+        y, x = gap + r * (ch + gap), gap + col * (cw + gap)
+        grid[y:y + c.shape[0], x:x + c.shape[1]] = c
+    return grid
