@@ -96,12 +96,60 @@ def _model_scale_and_color(model, scale):
     return int(scale), color
 
 
+def rgb_to_ycbcr_full(img):
+    """Float RGB on [0, 1] -> the 3-channel YCbCr the Nhat-Thanh SRCNN/FSRCNN/ESPCN weights
+    expect: JPEG (full-range) matrix with offset 128, Y clipped to [16, 235], Cb and Cr to
+    [16, 240], truncated to integers as their uint8 cast does, then /255."""
+    m = np.array([[0.299, 0.587, 0.114],
+                  [-0.16874, -0.33126, 0.5],
+                  [0.5, -0.41869, -0.08131]])
+    out = img.astype(np.float64) * 255.0 @ m.T + np.array([0.0, 128.0, 128.0])
+    out = np.clip(out, [16.0, 16.0, 16.0], [235.0, 240.0, 240.0])
+    return (np.floor(out) / 255.0).astype(np.float32)
+
+
+def ycbcr_full_to_rgb(img):
+    """Inverse JPEG YCbCr (offset 128/255) -> RGB on [0, 1], clipped."""
+    x = img.astype(np.float64) - np.array([0.0, 128.0, 128.0]) / 255.0
+    m = np.array([[1.0, 0.0, 1.402],
+                  [1.0, -0.34414, -0.71414],
+                  [1.0, 1.772, 0.0]])
+    return np.clip(x @ m.T, 0, 1).astype(np.float32)
+
+
 class _Runner:
-    """LR float RGB -> SR; Y models get Y and have Cb, Cr up-sampled bicubically."""
+    """LR float RGB -> SR; Y models get Y and have Cb, Cr up-sampled bicubically.
+
+    What the model's ``meta`` declares is honoured:
+
+    - ``color``: ``'rgb'``; ``'y'`` (Y of BT.601 YCbCr in, Y out); ``'ycbcr_full'`` (3-channel
+      JPEG-range YCbCr in and out, converted back to RGB before scoring).
+    - ``input: 'upsampled'``: the model takes the bicubic image instead of the LR.
+    - ``shrink``: the model's output is that many pixels smaller than its (up-sampled) input;
+      it covers the centre, ``shrink // 2`` pixels in from the top and left. Only that region
+      is scored (:meth:`crop` cuts the ground truth and bicubic to it), and the saved colour
+      image is the bicubic one with the model's output pasted over its centre.
+    """
 
     def __init__(self, model, scale, color, tile=None, overlap=16, ensemble=False):
+        from visionfw.graph.builder import model_spec
         from visionfw.inference import Predictor
 
+        meta = (model_spec(model) or {}).get("dict", {}).get("meta", {})
+        if meta.get("output", "image") != "image":
+            raise EvaluationError(f"model {model.name!r} predicts a {meta['output']}, not an "
+                                  "image; test.py evaluates super-resolution models")
+        if len(model.inputs) != 1:
+            raise EvaluationError(f"model {model.name!r} takes {len(model.inputs)} inputs; "
+                                  "test.py needs a model with one image input")
+        if color not in ("rgb", "y", "ycbcr_full"):
+            raise EvaluationError(f"model {model.name!r} declares color {color!r}; test.py "
+                                  "knows 'rgb', 'y' and 'ycbcr_full'")
+        self.upsampled = meta.get("input") == "upsampled"
+        self.shrink = int(meta.get("shrink", 0))
+        if tile and self.shrink:
+            raise EvaluationError(f"model {model.name!r} returns a smaller image than it takes "
+                                  f"(shrink {self.shrink}); --tile cannot assemble its output")
         self.predict = Predictor(model)
         self.scale, self.color = scale, color
         self.tile, self.overlap, self.ensemble = tile, overlap, ensemble
@@ -111,20 +159,41 @@ class _Runner:
 
         fn = self.predict
         if self.tile:
+            factor = 1 if self.upsampled else self.scale
+
             def fn(img, base=self.predict):  # noqa: E306
-                return run_tiled(base, img, self.scale, self.tile, self.overlap)
+                return run_tiled(base, img, factor, self.tile, self.overlap)
         return self_ensemble(fn, x) if self.ensemble else fn(x)
+
+    def crop(self, img):
+        """The part of an HR-sized image the model's output covers (all of it without shrink)."""
+        if not self.shrink:
+            return img
+        top = self.shrink // 2
+        bottom = self.shrink - top
+        return img[top:img.shape[0] - bottom, top:img.shape[1] - bottom]
+
+    def _paste(self, sr, bicubic):
+        if not self.shrink:
+            return sr
+        out = bicubic.copy()
+        self.crop(out)[...] = sr
+        return out
 
     def __call__(self, lr, bicubic):
         """``(sr_for_metrics, sr_rgb)``: what is scored, and the colour image to save."""
         from visionfw.inference import rgb_to_ycbcr, ycbcr_to_rgb
 
-        if self.color != "y":
-            sr = self._net(lr)
-            return sr, sr
-        y = self._net(rgb_to_ycbcr(lr)[..., :1])
+        x = bicubic if self.upsampled else lr
+        if self.color == "rgb":
+            sr = self._net(x)
+            return sr, self._paste(sr, bicubic)
+        if self.color == "ycbcr_full":
+            sr = ycbcr_full_to_rgb(self._net(rgb_to_ycbcr_full(x)))
+            return sr, self._paste(sr, bicubic)
+        y = self._net(rgb_to_ycbcr(x)[..., :1])
         ycc = rgb_to_ycbcr(bicubic)
-        ycc[..., :1] = y
+        self.crop(ycc)[..., :1] = y
         return y, ycbcr_to_rgb(ycc)
 
 
@@ -166,6 +235,11 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
                      "degradation": "given LR images" if lr_dir else degradation, "seed": seed,
                      "self_ensemble": bool(self_ensemble), "tile": tile,
                      "tile_overlap": tile_overlap if tile else None, "model_color": color})
+    if runner.shrink:
+        margin = runner.shrink // 2
+        protocol["model_margin"] = margin
+        protocol["description"] += (f"; the model's output covers the centre only, so model and "
+                                    f"bicubic are scored {margin} px further in")
     results = []
     for dataset in datasets:
         for variant, deg in variants:
@@ -185,12 +259,15 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
                                           f"{lr.shape[1]}x{lr.shape[0]} does not up-scale to the "
                                           f"ground truth's {hr.shape[1]}x{hr.shape[0]}")
                 scored, sr_rgb = runner(lr, bic)
-                if scored.shape[:2] != hr.shape[:2]:
+                hr_in, bic_in = runner.crop(hr), runner.crop(bic)
+                if scored.shape[:2] != hr_in.shape[:2]:
                     raise EvaluationError(f"{dataset.name}/{image_name}: model output "
-                                          f"{scored.shape} does not match ground truth {hr.shape}")
-                sr_for_metric = sr_rgb if (is_gray and color == "y") else scored
-                p, s = evaluate_pair(sr_for_metric, hr, scale, hr_is_gray=is_gray, channel=channel)
-                bp, bs = evaluate_pair(bic, hr, scale, hr_is_gray=is_gray, channel=channel)
+                                          f"{scored.shape} does not match ground truth "
+                                          f"{hr_in.shape}")
+                sr_for_metric = runner.crop(sr_rgb) if (is_gray and color == "y") else scored
+                p, s = evaluate_pair(sr_for_metric, hr_in, scale, hr_is_gray=is_gray,
+                                     channel=channel)
+                bp, bs = evaluate_pair(bic_in, hr_in, scale, hr_is_gray=is_gray, channel=channel)
                 rows.append({"name": image_name, "psnr": p, "ssim": s,
                              "bicubic_psnr": bp, "bicubic_ssim": bs})
                 if save_dir is not None:
@@ -318,7 +395,7 @@ def format_report(report, per_image=False):
     """The report as text: the protocol, then one table per dataset and degradation."""
     protocol = report["protocol"]
     lines = [f"Protocol: {protocol['description']}",
-             f"Degradation: {protocol['degradation']}"
+             f"LR: {_describe_lr(protocol['degradation'])}"
              + (" | self-ensemble x8" if protocol.get("self_ensemble") else "")
              + (f" | tiles {protocol['tile']} (overlap {protocol['tile_overlap']})"
                 if protocol.get("tile") else "")]
@@ -346,6 +423,17 @@ def format_report(report, per_image=False):
                 lines.append("-" * len(head))
             lines.append(_row_text("mean", results[0]))
     return "\n".join(lines)
+
+
+def _describe_lr(degradation):
+    known = {"bicubic": "MATLAB-bicubic imresize of the ground truth (antialiased), kept in float",
+             "gaussian8": "Gaussian8: 8 isotropic 21x21 Gaussian blurs, then MATLAB-bicubic "
+                          "down-sampling, 8-bit",
+             "aniso": "random anisotropic 21x21 Gaussian blur per image, then MATLAB-bicubic "
+                      "down-sampling, 8-bit",
+             "usrnet12": "USRNet's 12 kernels (circular blur) x noise 0/2.55/7.65, direct "
+                         "s-fold down-sampling"}
+    return known.get(degradation, degradation)
 
 
 def _row_text(name, r):

@@ -51,7 +51,7 @@ def protocol_description(channel="y", scale=None):
              else "RGB (PSNR over all channels, SSIM averaged over channels)")
     return (f"PSNR/SSIM on {where}; grayscale ground truth on its gray values; uint8; "
             f"border crop = {border}; SSIM {SSIM_WINDOW}x{SSIM_WINDOW} Gaussian sigma "
-            f"{SSIM_SIGMA}, K1={SSIM_K1} K2={SSIM_K2}, valid filtering; LR by MATLAB-bicubic")
+            f"{SSIM_SIGMA}, K1={SSIM_K1} K2={SSIM_K2}, valid filtering")
 
 
 def to_uint8(img):
