@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Speed of visionfw's models on this machine, beside PyTorch's reference timings.
+
+Cases (the same as ``../shared/bench/torch_reference.py``):
+
+  srresnet_x4_infer_ms       SRResNet x4 (16 blocks, 64 filters, BatchNorm), one 128x128 LR image
+  vdsr_infer_ms              VDSR (20 layers, 64 filters), one 256x256 image (already up-sampled)
+  srresnet_x4_train_step_ms  SRResNet x4, batch 16 of 24x24 LR patches, L1 loss, Adam
+
+plus ``<name>_infer_ms`` (one 128x128 LR image) and ``<name>_train_step_ms`` (batch 16 of 24x24
+LR patches) for every other registered model. Each case is timed on every execution path
+(graph function or XLA, oneDNN on or off — a process-wide switch, so each setting runs in its
+own process) and the report keeps all of them, marks the fastest, and gives the achieved
+GFLOP/s (floating-point work counted from the traced graph's convolutions and matrix
+products) next to a measured float32 matrix-multiply rate. Peak resident memory is per process.
+
+    python bench/speed.py [--threads 2] [--runs 10] [--json OUT] [--torch-python PATH]
+
+With ``--torch-python`` (an interpreter that has torch), the reference script runs too and the
+ratios torch_ms / visionfw_ms are printed.
+"""
+import json
+import os
+import pathlib
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import click
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TORCH_REFERENCE = ROOT.parent / "shared" / "bench" / "torch_reference.py"
+
+MAIN_CASES = {
+    "srresnet_x4_infer_ms": ("srresnet", {"scale": 4}, "infer", (1, 128, 128)),
+    "vdsr_infer_ms": ("vdsr", {"scale": 1}, "infer", (1, 256, 256)),
+    "srresnet_x4_train_step_ms": ("srresnet", {"scale": 4}, "train", (16, 24, 24)),
+}
+
+
+def median_ms(fn, runs, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def graph_flops(concrete):
+    """Floating-point operations of the convolutions and matrix products in a traced graph."""
+    flops = 0
+    for op in concrete.graph.get_operations():
+        if op.type in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter",
+                       "DepthwiseConv2dNative"):
+            if op.type == "Conv2D" or op.type == "DepthwiseConv2dNative":
+                out, kernel = op.outputs[0].shape, op.inputs[1].shape
+            elif op.type == "Conv2DBackpropInput":
+                out, kernel = op.inputs[2].shape, op.inputs[1].shape   # d(out) and kernel
+            else:
+                out, kernel = op.inputs[2].shape, op.outputs[0].shape
+            if None in out.as_list() or None in kernel.as_list():
+                continue
+            kh, kw, cin, cout = kernel.as_list()
+            n, h, w, _ = out.as_list()
+            mult = cin * cout if op.type != "DepthwiseConv2dNative" else cin * cout
+            flops += 2 * n * h * w * kh * kw * mult
+        elif op.type in ("MatMul", "BatchMatMulV2"):
+            a, b = op.inputs[0].shape.as_list(), op.inputs[1].shape.as_list()
+            if None in a or None in b:
+                continue
+            ta = op.get_attr("transpose_a") if op.type == "MatMul" else op.get_attr("adj_x")
+            m, k = (a[-1], a[-2]) if ta else (a[-2], a[-1])
+            n = b[-2] if (op.get_attr("transpose_b") if op.type == "MatMul"
+                          else op.get_attr("adj_y")) else b[-1]
+            batch = 1
+            for d in a[:-2]:
+                batch *= d
+            flops += 2 * batch * m * n * k
+    return flops
+
+
+def matmul_gflops(tf, n=2048, runs=5):
+    a = tf.random.uniform((n, n))
+    b = tf.random.uniform((n, n))
+    f = tf.function(lambda: tf.linalg.matmul(a, b))
+    ms = median_ms(lambda: f().numpy(), runs)
+    return 2 * n ** 3 / (ms * 1e-3) / 1e9
+
+
+def make_inputs(model, batch, size, tf):
+    """Random inputs: image inputs get ``size``, other inputs keep their declared shape."""
+    xs = []
+    for t in model.inputs:
+        dims = [batch] + [size[i] if d is None and i < 2 else (d or 1)
+                          for i, d in enumerate(t.shape[1:])]
+        xs.append(tf.random.uniform(dims))
+    return xs[0] if len(xs) == 1 else xs
+
+
+def time_case(name, hp, kind, shape, runs, jit, tf, visionfw, keras):
+    model = visionfw.build_model(name, compile=False, **hp)
+    batch, h, w = shape
+    x = make_inputs(model, batch, (h, w), tf)
+    if kind == "infer":
+        fn = tf.function(lambda x: model(x, training=False), jit_compile=jit)
+        concrete = fn.get_concrete_function(x)
+        ms = median_ms(lambda: tf.nest.map_structure(lambda t: t.numpy(), fn(x)), runs)
+        return ms, graph_flops(concrete)
+    if not model.trainable_weights:
+        return None, 0
+    y = model(x, training=False)
+    target = tf.nest.map_structure(lambda t: tf.random.uniform(tf.shape(t)), y)
+    opt = keras.optimizers.Adam(1e-4)
+    opt.build(model.trainable_weights)
+
+    def step(x, target):
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            loss = tf.add_n([tf.reduce_mean(tf.abs(o - t)) for o, t in
+                             zip(tf.nest.flatten(out), tf.nest.flatten(target))])
+        grads = tape.gradient(loss, model.trainable_weights)
+        opt.apply_gradients(zip(grads, model.trainable_weights))
+        return loss
+
+    fn = tf.function(step, jit_compile=jit)
+    concrete = fn.get_concrete_function(x, target)
+    ms = median_ms(lambda: fn(x, target).numpy(), runs)
+    return ms, graph_flops(concrete)
+
+
+def cases_for(visionfw):
+    cases = dict(MAIN_CASES)
+    for name in visionfw.model_names():
+        if name == "srresnet":
+            continue
+        hp = {"scale": 1} if name == "vdsr" else {}
+        cases.setdefault(f"{name}_infer_ms", (name, hp, "infer", (1, 128, 128)))
+        cases.setdefault(f"{name}_train_step_ms", (name, hp, "train", (16, 24, 24)))
+    return cases
+
+
+def worker(threads, runs, only):
+    """One process, one oneDNN setting: time every case on the graph and XLA paths."""
+    from visionfw import runtime
+
+    runtime.import_tensorflow_quietly()
+    runtime.configure_threads(threads, 1)
+    import keras
+    import tensorflow as tf
+
+    import visionfw
+
+    out = {"matmul_gflops": matmul_gflops(tf), "cases": {}}
+    for key, (name, hp, kind, shape) in cases_for(visionfw).items():
+        if only and key not in only:
+            continue
+        for jit in (False, True):
+            try:
+                ms, flops = time_case(name, hp, kind, shape, runs, jit, tf, visionfw, keras)
+            except Exception as exc:  # a path that does not compile is reported, not fatal
+                out["cases"].setdefault(key, {})["xla" if jit else "graph"] = {
+                    "error": str(exc).splitlines()[0][:200]}
+                continue
+            if ms is None:
+                continue
+            out["cases"].setdefault(key, {})["xla" if jit else "graph"] = {
+                "ms": ms, "gflop": flops / 1e9,
+                "gflops_per_s": flops / 1e9 / (ms * 1e-3) if ms else 0.0}
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+
+def run_worker(onednn, threads, runs, only):
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn, TF_CPP_MIN_LOG_LEVEL="3")
+    cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--runs", str(runs)]
+    for key in only:
+        cmd += ["--only", key]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"worker (oneDNN={onednn}) failed: {r.stderr.strip()[-500:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@click.command()
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--runs", type=int, default=10, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--torch-python", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A Python with torch, to run the reference script in the same session.")
+@click.option("--only", multiple=True, help="Time only these cases (repeatable).")
+@click.option("--worker", is_flag=True, hidden=True)
+def main(threads, runs, json_path, torch_python, only, worker_mode=None, **kw):
+    """Time visionfw's models on every execution path; compare with PyTorch."""
+    raise NotImplementedError  # replaced below
+
+
+def _main(threads, runs, json_path, torch_python, only, worker):
+    if worker:
+        return globals()["worker"](threads, runs, only)
+    import keras
+    import tensorflow as tf
+
+    result = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(),
+                          "python": platform.python_version(), "tensorflow": tf.__version__,
+                          "keras": keras.__version__, "threads": threads,
+                          "date": time.strftime("%Y-%m-%d")}, "cases": {}}
+    runs_by_setting = {flag: run_worker(flag, threads, runs, only) for flag in ("0", "1")}
+    result["matmul_gflops"] = max(r["matmul_gflops"] for r in runs_by_setting.values())
+    result["peak_rss_mib"] = {f"onednn={k}": round(v["peak_rss_mib"], 1)
+                              for k, v in runs_by_setting.items()}
+    for flag, r in runs_by_setting.items():
+        for key, paths in r["cases"].items():
+            for path, m in paths.items():
+                result["cases"].setdefault(key, {})[f"{path}, oneDNN {'on' if flag == '1' else 'off'}"] = m
+    for key, paths in result["cases"].items():
+        timed = {p: m for p, m in paths.items() if "ms" in m}
+        if timed:
+            best = min(timed, key=lambda p: timed[p]["ms"])
+            result[key] = round(timed[best]["ms"], 2)
+            paths["best"] = best
+            paths["fraction_of_matmul"] = timed[best]["gflops_per_s"] / result["matmul_gflops"]
+    if torch_python:
+        r = subprocess.run([torch_python, str(TORCH_REFERENCE), "--threads", str(threads),
+                            "--runs", str(runs)], capture_output=True, text=True)
+        if r.returncode == 0:
+            ref = json.loads(r.stdout)
+            result["torch"] = ref
+            result["ratios"] = {k: round(ref[k] / result[k], 3) for k in MAIN_CASES
+                                if k in ref and k in result}
+        else:
+            result["torch_error"] = r.stderr.strip().splitlines()[-1:]
+    print(_table(result))
+    if json_path:
+        pathlib.Path(json_path).write_text(json.dumps(result, indent=1) + "\n")
+
+
+def _table(result):
+    lines = [f"matmul float32: {result['matmul_gflops']:.1f} GFLOP/s; peak RSS "
+             f"{result['peak_rss_mib']}", ""]
+    lines.append(f"{'case':<34} {'path':<24} {'ms':>9} {'GFLOP/s':>8} {'of matmul':>9}")
+    for key, paths in result["cases"].items():
+        for path, m in paths.items():
+            if path in ("best", "fraction_of_matmul"):
+                continue
+            if "ms" not in m:
+                lines.append(f"{key:<34} {path:<24} {'failed':>9}  {m['error'][:40]}")
+                continue
+            mark = " *" if paths.get("best") == path else ""
+            lines.append(f"{key:<34} {path:<24} {m['ms']:9.1f} {m['gflops_per_s']:8.1f} "
+                         f"{m['gflops_per_s'] / result['matmul_gflops']:9.0%}{mark}")
+    if "ratios" in result:
+        lines.append("")
+        for k, v in result["ratios"].items():
+            lines.append(f"torch / visionfw {k}: {result['torch'][k]:.1f} / {result[k]:.1f} = "
+                         f"{v:.2f}")
+    return "\n".join(lines)
+
+
+def _cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+main.callback = _main
+
+if __name__ == "__main__":
+    main()
