@@ -2,4 +2,4 @@
 
 Importing this package registers every model with ``visionfw``.
 """
-from model_defs import bicubic, srresnet, vdsr  # noqa: F401
+from model_defs import bicubic, espcn, fsrcnn, ikc, srcnn, srresnet, vdsr  # noqa: F401

@@ -4,12 +4,19 @@ import pytest
 
 import visionfw
 from visionfw.errors import CheckpointError, HyperparameterError
+from visionfw.graph.builder import model_spec
 
 # The smallest settings of each model that still exercise every link.
 TINY = {
     "srresnet": {"B": 2, "filters": 8, "scale": 2},
     "vdsr": {"depth": 3, "filters": 8, "scale": 2},
     "bicubic": {"scale": 3},
+    "vdsr-y": {"depth": 3, "filters": 8, "scale": 3},
+    "srcnn": {"k": 3, "n1": 8, "n2": 4, "scale": 2},
+    "fsrcnn": {"d": 8, "s": 4, "m": 2, "scale": 3},
+    "espcn": {"n1": 8, "n2": 4, "scale": 2},
+    "ikc-predictor": {"nf": 8, "code_len": 4, "scale": 4},
+    "ikc-corrector": {"nf": 8, "code_len": 4, "scale": 4},
 }
 
 
@@ -25,8 +32,15 @@ def name(request):
 
 
 def lr_batch(model, n=2, size=12):
-    shape = model.inputs[0].shape
-    return np.random.default_rng(0).random((n, size, size, shape[-1]), dtype=np.float32)
+    """Random inputs for every model input: LR images of ``size`` pixels (for a model that takes
+    the up-sampled image, the size that makes a ``size * scale`` output), vectors for the rest."""
+    meta = model_spec(model)["dict"].get("meta", {})
+    if meta.get("input") == "upsampled":
+        size = size * meta["scale"] + meta.get("shrink", 0)
+    rng = np.random.default_rng(0)
+    xs = [rng.random((n, *[size if d is None else d for d in t.shape[1:]]), dtype=np.float32)
+          for t in model.inputs]
+    return xs[0] if len(xs) == 1 else xs
 
 
 def test_builds_runs_and_scales(name):
@@ -34,8 +48,12 @@ def test_builds_runs_and_scales(name):
     model = visionfw.build_model(name, **hp)
     x = lr_batch(model)
     y = model.predict(x, verbose=0)
-    s = visionfw.model_dict(name, **hp)["meta"]["scale"]
-    assert y.shape == (2, 12 * s, 12 * s, x.shape[-1])
+    meta = visionfw.model_dict(name, **hp)["meta"]
+    s = meta["scale"]
+    if meta.get("output") == "kernel_code":       # IKC's Predictor and Corrector
+        assert y.shape == (2, meta["code_len"])
+    else:
+        assert y.shape == (2, 12 * s, 12 * s, model.inputs[0].shape[-1])
     assert np.all(np.isfinite(y))
 
 
@@ -74,7 +92,7 @@ def test_every_model_has_a_docstring_naming_its_hyperparameters(name):
 
 def test_unknown_model_and_hyperparameter_list_the_valid_ones():
     with pytest.raises(HyperparameterError, match="did you mean 'srresnet'.*valid models: "
-                                                  "bicubic, srresnet, vdsr"):
+                                                  "bicubic, .*srresnet, vdsr"):
         visionfw.model_dict("SRResNt")
     with pytest.raises(HyperparameterError, match=r"no hyperparameter blocks; valid: B \(int"):
         visionfw.model_dict("srresnet", blocks=3)

@@ -1,6 +1,7 @@
-"""``python -m visionfw COMMAND``: summary, models."""
+"""``python -m visionfw COMMAND``: summary, models, convert."""
 import click
 
+from visionfw.cli.convert import convert
 from visionfw.cli.summary import list_models, summary
 
 
@@ -11,6 +12,7 @@ def main():
 
 main.add_command(summary)
 main.add_command(list_models)
+main.add_command(convert)
 
 if __name__ == "__main__":
     main()

@@ -96,16 +96,24 @@ def _model_scale_and_color(model, scale):
     return int(scale), color
 
 
-def rgb_to_ycbcr_full(img):
-    """Float RGB on [0, 1] -> the 3-channel YCbCr the Nhat-Thanh SRCNN/FSRCNN/ESPCN weights
-    expect: JPEG (full-range) matrix with offset 128, Y clipped to [16, 235], Cb and Cr to
-    [16, 240], truncated to integers as their uint8 cast does, then /255."""
+def rgb_to_ycbcr_full(img, source_clip=False):
+    """Float RGB on [0, 1] -> full-range (JPEG) YCbCr on [0, 1], the colour space of the
+    Nhat-Thanh SRCNN/FSRCNN/ESPCN weights: Y = 0.299 R + 0.587 G + 0.114 B, Cb and Cr centred
+    on 128/255.
+
+    Args:
+        img: float RGB ``(..., 3)``.
+        source_clip: also do what those repositories' ``rgb2ycbcr`` does on the way -- clip Y to
+            [16, 235] and Cb, Cr to [16, 240] (of 255) and truncate to integers. ``test.py``
+            does not: the clip alone costs about 1 dB on Set5 even for a perfect network.
+    """
     m = np.array([[0.299, 0.587, 0.114],
                   [-0.16874, -0.33126, 0.5],
                   [0.5, -0.41869, -0.08131]])
     out = img.astype(np.float64) * 255.0 @ m.T + np.array([0.0, 128.0, 128.0])
-    out = np.clip(out, [16.0, 16.0, 16.0], [235.0, 240.0, 240.0])
-    return (np.floor(out) / 255.0).astype(np.float32)
+    if source_clip:
+        out = np.floor(np.clip(out, [16.0, 16.0, 16.0], [235.0, 240.0, 240.0]))
+    return (out / 255.0).astype(np.float32)
 
 
 def ycbcr_full_to_rgb(img):
@@ -123,7 +131,8 @@ class _Runner:
     What the model's ``meta`` declares is honoured:
 
     - ``color``: ``'rgb'``; ``'y'`` (Y of BT.601 YCbCr in, Y out); ``'ycbcr_full'`` (3-channel
-      JPEG-range YCbCr in and out, converted back to RGB before scoring).
+      full-range JPEG YCbCr in and out, see :func:`rgb_to_ycbcr_full`; converted back to RGB
+      before scoring).
     - ``input: 'upsampled'``: the model takes the bicubic image instead of the LR.
     - ``shrink``: the model's output is that many pixels smaller than its (up-sampled) input;
       it covers the centre, ``shrink // 2`` pixels in from the top and left. Only that region
@@ -137,7 +146,8 @@ class _Runner:
 
         meta = (model_spec(model) or {}).get("dict", {}).get("meta", {})
         if meta.get("output", "image") != "image":
-            raise EvaluationError(f"model {model.name!r} predicts a {meta['output']}, not an "
+            what = str(meta["output"]).replace("_", " ")
+            raise EvaluationError(f"model {model.name!r} predicts a {what}, not an "
                                   "image; test.py evaluates super-resolution models")
         if len(model.inputs) != 1:
             raise EvaluationError(f"model {model.name!r} takes {len(model.inputs)} inputs; "
