@@ -98,16 +98,8 @@ def ikc_corrector(nf: int = 64, code_len: int = 10, channels: int = 3, scale: in
         "code_dense": [("code", "h0"), ("h1", "h2")],
         "code_dense_sub": "Dense",
         "code_dense_par": {"units": nf},
-        # Keras has no layer that tiles a vector over a map of unknown size; a map of ones the
-        # size of the image features (Rescaling by 0, offset 1) times the (1, 1, nf) code does.
-        "ones": [(feat, "ones")],
-        "ones_sub": "Rescaling",
-        "ones_par": {"scale": 0.0, "offset": 1.0},
-        "reshape": [("h3", "h4")],
-        "reshape_sub": "Reshape",
-        "reshape_par": {"target_shape": (1, 1, nf)},
-        "tile": [("ones", "h4", "code_map")],
-        "tile_sub": "Multiply",
+        "tile": [(feat, "h3", "code_map")],                # the code at every position
+        "tile_sub": "CodeMap",
         "concat": [(feat, "code_map", "joint")],          # image features first, as in IKC
         "concat_sub": "Concatenate",
         "global_dense": [("joint", "g0"), ("g1", "g2"), ("g3", "g4")],

@@ -75,6 +75,30 @@ class Scale(keras.layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
+@register_layer
+class CodeMap(keras.layers.Layer):
+    """Stretches a per-image vector over a feature map's height and width.
+
+    Called on ``[features, code]`` with features ``(B, H, W, C)`` and code ``(B, t)``, it
+    returns ``(B, H, W, t)``: the code repeated at every position (the kernel maps of SRMD,
+    SFTMD and IKC's Corrector).
+
+    Args:
+        **kwargs: passed to ``keras.layers.Layer``.
+    """
+
+    num_inputs = 2
+
+    def call(self, inputs):
+        features, code = inputs
+        ones = ops.ones_like(features[..., :1], dtype=code.dtype)
+        return ones * code[:, None, None, :]
+
+    def compute_output_shape(self, input_shapes):
+        (b, h, w, _), code = input_shapes
+        return (b, h, w, code[-1])
+
+
 def _add_resize_layer():
     # The bicubic layer is defined (and made serialisable) next to the resize it uses.
     try:

@@ -44,6 +44,10 @@ def _ensure_loaded():
             _LAYERS.setdefault(attr, obj)
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
+    # Model definitions may register layers and blocks of their own.
+    from visionfw import models
+
+    models.model_names()
 
 
 def register_layer(cls=None, *, name=None):
