@@ -269,6 +269,7 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
                                           f"{lr.shape[1]}x{lr.shape[0]} does not up-scale to the "
                                           f"ground truth's {hr.shape[1]}x{hr.shape[0]}")
                 scored, sr_rgb = runner(lr, bic)
+                scored = np.clip(scored, 0, 1)   # as im2uint8 does; untrained nets overshoot
                 hr_in, bic_in = runner.crop(hr), runner.crop(bic)
                 if scored.shape[:2] != hr_in.shape[:2]:
                     raise EvaluationError(f"{dataset.name}/{image_name}: model output "
