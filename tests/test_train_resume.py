@@ -1,0 +1,68 @@
+"""Resuming a run reaches the weights of the run that never stopped; NaN stops a run."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.train_utils import make_trainer, tiny_config, weights, write_images
+from visionfw.train.trainer import NonFiniteLoss
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return write_images(tmp_path_factory.mktemp("train"))
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"sampler": "psnr-gain", "ema": 0.9, "clip_norm": 0.5, "schedule": "multistep",
+     "milestones": [2, 4]},
+], ids=["uniform", "psnr-gain-ema-clip"])
+def test_resumed_run_matches_uninterrupted_run(tmp_path, images, extra):
+    straight = make_trainer(tiny_config(tmp_path / "a", images, **extra))
+    result = straight.fit()
+    assert result["step"] == 6 and result["stopped"] is None
+
+    first = make_trainer(tiny_config(tmp_path / "b", images, **extra))
+    assert first.fit(stop_at=3)["stopped"] == "stop_at"
+    before = weights(first)
+    second = make_trainer(tiny_config(tmp_path / "b", images, **extra), resume=True)
+    assert int(second.step.numpy()) == 0
+    assert second.fit(resume=True)["step"] == 6
+
+    a, b = weights(straight), weights(second)
+    assert len(a) == len(b) > 0
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    # the run did move between step 3 and step 6
+    assert any(not np.allclose(x, y) for x, y in zip(before, b))
+    if extra.get("ema"):
+        for x, y in zip(straight.ema_vars, second.ema_vars):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    if extra.get("sampler"):
+        p1, p2 = straight.sampler.probs.numpy(), second.sampler.probs.numpy()
+        np.testing.assert_allclose(p1, p2, rtol=1e-6)
+        assert not np.allclose(p1, p1[0])          # the sampler did change probabilities
+        assert abs(p1.sum() - 1.0) < 1e-9
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, images):
+    config = tiny_config(tmp_path / "nan", images, save_every=1)
+    trainer = make_trainer(config)
+    recipe = trainer.recipe
+    original = recipe.train_step
+
+    def poisoned(batch):
+        out = original(batch)
+        third = trainer.step >= 2
+        out["loss"] = tf.where(third, tf.constant(float("nan")), out["loss"])
+        return out
+
+    recipe.train_step = poisoned
+    trainer._train_step = trainer._make_train_step()
+    with pytest.raises(NonFiniteLoss, match=r"at step 3 .*last good checkpoint is .*ckpt-2"):
+        trainer.fit()
+    assert trainer.manager.latest_checkpoint.endswith("ckpt-2")
+    # that checkpoint holds finite weights
+    check = make_trainer(config, resume=True)
+    assert check.restore() == 2
+    assert all(np.all(np.isfinite(w)) for w in weights(check))

@@ -1,0 +1,64 @@
+"""Helpers for the training tests: tiny images on disk, tiny configs, subprocess runs."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from tests.conftest import ROOT
+
+TINY = {"B": "2", "filters": "8"}
+
+
+def write_images(folder, n=3, size=(48, 64), seed=0):
+    """``n`` small natural-looking PNGs (crops of a scikit-image photograph)."""
+    from skimage import data
+
+    from visionfw.imageio import write_image
+
+    os.makedirs(folder, exist_ok=True)
+    photo = data.astronaut()
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        top = int(rng.integers(0, photo.shape[0] - size[0]))
+        left = int(rng.integers(0, photo.shape[1] - size[1]))
+        write_image(os.path.join(folder, f"img{i}.png"),
+                    photo[top:top + size[0], left:left + size[1]])
+    return str(folder)
+
+
+def tiny_config(out, train_dir, **overrides):
+    from visionfw.train.config import TrainConfig
+
+    values = dict(model="srresnet", hparams=dict(TINY), scale=2, train_dirs=[str(train_dir)],
+                  out=str(out), steps=6, batch_size=4, patch_size=32, val_every=100,
+                  lr=1e-3, seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def make_trainer(config, resume=False, validation=False):
+    from visionfw.train.config import prepare_run_folder
+    from visionfw.train.run import build_trainer, resolve_model_and_scale
+
+    model = resolve_model_and_scale(config)
+    prepare_run_folder(config.out, resume)
+    return build_trainer(config, model, log=lambda m: None, progress=False,
+                         validation=validation)
+
+
+def weights(trainer):
+    """Every variable of the networks and optimisers, as NumPy arrays."""
+    out = []
+    for net in trainer.recipe.networks.values():
+        out += [np.asarray(v) for v in net.variables]
+    for opt in trainer.recipe.optimizers.values():
+        out += [np.asarray(v) for v in opt.variables]
+    return out
+
+
+def run_py(*args, env=None, timeout=180):
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", VISIONFW_THREADS="2")
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)

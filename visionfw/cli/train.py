@@ -1,0 +1,188 @@
+"""``train.py``: train a model (``train.py MODEL [options]``) or rank training sets
+(``train.py rank-datasets ...``). Every bad input is a one-line error."""
+import sys
+
+import click
+from click.core import ParameterSource
+
+from visionfw.cli.common import model_options, one_line_errors
+from visionfw.errors import VisionfwError
+
+
+class ModelOrCommand(click.Group):
+    """A group whose first word is either a subcommand or the MODEL of ``train``.
+
+    Click's usage errors (unknown option, bad value) are printed as one line.
+    """
+
+    default_command = "train"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            code = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            message = " ".join(exc.format_message().split())
+            click.echo(f"error: {message}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _milestones(ctx, param, value):
+    if not value:
+        return []
+    try:
+        return [int(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of steps, "
+                                 "e.g. 500,750") from None
+
+
+def training_options(fn):
+    """Options shared by ``train`` and ``rank-datasets``."""
+    options = [
+        click.option("--steps", type=int, default=1000, show_default=True,
+                     help="Training steps."),
+        click.option("--batch-size", type=int, default=16, show_default=True,
+                     help="Patches per step (over all replicas)."),
+        click.option("--patch-size", type=int, default=96, show_default=True,
+                     help="HR patch side (a multiple of the scale)."),
+        click.option("--lr", type=float, default=2e-4, show_default=True,
+                     help="Initial learning rate (Adam, beta2 0.99)."),
+        click.option("--schedule", type=click.Choice(["multistep", "cosine", "constant"]),
+                     default="cosine", show_default=True, help="Learning-rate schedule."),
+        click.option("--milestones", callback=_milestones, default="",
+                     help="multistep: steps at which the rate is multiplied by --gamma "
+                          "(default: 50%% and 75%% of --steps)."),
+        click.option("--gamma", type=float, default=0.5, show_default=True,
+                     help="multistep decay factor."),
+        click.option("--loss", type=click.Choice(["l1", "mse"]), default="l1",
+                     show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seeds the data order (a function of seed and step) and the RNG."),
+        click.option("--degradation", default="bicubic", show_default=True,
+                     help="How LR is made from HR: a protocol name or a spec such as "
+                          "'gaussian(sigma=0.2~4)+bicubic'."),
+        click.option("--cache", default="memory", show_default=True,
+                     help="Decoded images: 'memory' or 'h5:PATH' (an HDF5 cache on disk)."),
+        click.option("--jit/--no-jit", default=False, show_default=True,
+                     help="Compile the training step with XLA."),
+        click.option("--threads", type=int, default=None,
+                     help="TensorFlow intra-op threads (default: all CPUs)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+CONFIG_KEYS = ("steps", "batch_size", "patch_size", "lr", "schedule", "milestones", "gamma",
+               "loss", "seed", "degradation", "cache", "jit", "train_dirs", "val_dirs", "out",
+               "strategy", "cpu_devices", "val_every", "save_every", "ema", "clip_norm",
+               "sampler", "sampler_bins")
+
+
+@click.group(cls=ModelOrCommand, context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Train a super-resolution model: train.py MODEL [options], where MODEL is a registered
+    name or a .json link dictionary; or rank training sets: train.py rank-datasets ..."""
+
+
+@main.command("train", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model")
+@model_options
+@click.option("--summary", is_flag=True, help="Print the layer table and exit.")
+@click.option("--save-dict", type=click.Path(dir_okay=False), default=None,
+              help="Write the model's link dictionary to this JSON file.")
+@click.option("--train-dir", "train_dirs", multiple=True,
+              help="Folder of training images, repeatable (default: the photographs "
+                   "embedded in scikit-image).")
+@click.option("--val-dir", "val_dirs", multiple=True,
+              help="Folder of validation images (or a benchmark folder with HR/), repeatable "
+                   "(default: the embedded held-out photographs).")
+@training_options
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default: runs/MODEL_xSCALE).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]),
+              default="default", show_default=True,
+              help="mirrored: all local devices; multiworker: the cluster in TF_CONFIG.")
+@click.option("--cpu-devices", type=int, default=None,
+              help="Split the CPU into N logical devices (to try --strategy mirrored).")
+@click.option("--val-every", type=int, default=500, show_default=True,
+              help="Validate and checkpoint every N steps.")
+@click.option("--save-every", type=int, default=None,
+              help="Checkpoint every N steps (default: --val-every).")
+@click.option("--ema", type=float, default=None, help="EMA decay of the weights, e.g. 0.999.")
+@click.option("--clip-norm", type=float, default=None, help="Clip gradients to this global norm.")
+@click.option("--sampler", type=click.Choice(["uniform", "psnr-gain"]), default="uniform",
+              show_default=True, help="How patches are drawn.")
+@click.option("--sampler-bins", type=int, default=10, show_default=True,
+              help="psnr-gain: histogram bins.")
+@click.pass_context
+@one_line_errors
+def train_command(ctx, model, params, scale, summary, save_dict, threads, resume, **options):
+    """Train MODEL (a registered name or a .json link dictionary)."""
+    from visionfw.cli.common import parse_params
+
+    if summary or save_dict:
+        from visionfw.cli.summary import show_summary
+
+        show_summary(model, params, scale, save_dict)
+        return
+    from visionfw.train.config import TrainConfig
+    from visionfw.train.run import train
+
+    values = {k: options[k] for k in CONFIG_KEYS}
+    values["train_dirs"] = list(values["train_dirs"])
+    values["val_dirs"] = list(values["val_dirs"])
+    config = TrainConfig(model=model, hparams=parse_params(params), scale=scale, **values)
+    explicit = {k for k in CONFIG_KEYS
+                if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
+    if ctx.get_parameter_source("scale") not in (ParameterSource.DEFAULT, None):
+        explicit.add("scale")
+    result = train(config, argv=sys.argv, resume=resume, explicit=explicit, threads=threads)
+    if result["stopped"] in ("SIGINT", "SIGTERM"):
+        sys.exit(130 if result["stopped"] == "SIGINT" else 143)
+
+
+@main.command("rank-datasets", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--dataset", "datasets", multiple=True, required=True,
+              help="Training set (an image folder, or 'embedded'), repeatable.")
+@click.option("--eval-dataset", "eval_datasets", multiple=True, required=True,
+              help="Evaluation set (an image folder or a benchmark folder with HR/), repeatable.")
+@click.option("--model", default="srresnet", show_default=True,
+              help="Registered model name or .json dictionary.")
+@model_options
+@training_options
+@click.option("--out", type=click.Path(file_okay=False), default="runs/rank", show_default=True,
+              help="Folder for one run per training set.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the matrix as JSON.")
+@one_line_errors
+def rank_command(datasets, eval_datasets, model, params, scale, threads, out, json_path,
+                 **options):
+    """Train one model per training set with the same budget; print the matrix of PSNR
+    gains over bicubic (rows: evaluation sets, columns: training sets)."""
+    from visionfw.cli.common import parse_params
+    from visionfw.train.config import TrainConfig
+    from visionfw.train.rank import rank_datasets
+
+    base = TrainConfig(model=model, hparams=parse_params(params), scale=scale, out=out,
+                       **{k: options[k] for k in CONFIG_KEYS if k in options})
+    rank_datasets(base, list(datasets), list(eval_datasets), json_path=json_path,
+                  threads=threads, argv=sys.argv)
+
+
+def run():
+    try:
+        main()
+    except VisionfwError as exc:     # raised outside a command (should not happen)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,45 @@
+"""Training: recipes (what to train and how one step goes) and the trainer that runs them.
+
+A :class:`~visionfw.train.recipe.Recipe` declares its networks, their optimisers and a
+``train_step(batch)`` that returns a dict of losses; :class:`~visionfw.train.trainer.Trainer`
+owns everything else — the optimiser step, EMA, gradient clipping, NaN detection,
+validation, progress, checkpoints and distribution. :func:`~visionfw.train.run.train` is what
+``train.py MODEL`` calls. TensorFlow loads with the submodules, not with this package.
+"""
+import importlib
+
+from visionfw.errors import VisionfwError
+
+
+class TrainError(VisionfwError, RuntimeError):
+    """A training run that cannot start or continue; the message is one line."""
+
+
+_API = {
+    "Recipe": "recipe",
+    "Update": "recipe",
+    "SRRecipe": "recipe",
+    "register_recipe": "recipe",
+    "recipe_for": "recipe",
+    "Trainer": "trainer",
+    "TrainConfig": "config",
+    "train": "run",
+    "ValidationSet": "validate",
+    "make_strategy": "distribute",
+    "rank_datasets": "rank",
+}
+
+__all__ = sorted(["TrainError", *_API])
+
+
+def __getattr__(name):
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'visionfw.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

@@ -1,0 +1,211 @@
+"""A training run from its settings: what ``train.py MODEL [options]`` calls.
+
+Order of work: settings and the model's hyperparameters are checked, the run folder is
+created and proved writable, and only then does TensorFlow start, the data load and the
+training begin — so a typo costs a second, not a TensorFlow start-up.
+"""
+import datetime
+import os
+import sys
+import time
+
+from visionfw.train import TrainError
+from visionfw.train.config import (RUN_DEFINING, TrainConfig, prepare_run_folder, read_settings,
+                                   write_json)
+
+
+def resolve_model_and_scale(config):
+    """``(dict, name, hparams)`` of the run's model, with ``config.scale`` filled in."""
+    from visionfw import models
+
+    hp = dict(config.hparams)
+    if config.scale is not None and isinstance(config.model, str) and models.has_model(config.model):
+        if "scale" in models.model_hparams(config.model):
+            if "scale" in hp and int(hp["scale"]) != config.scale:
+                raise TrainError(f"--scale {config.scale} and --param scale={hp['scale']} "
+                                 "disagree")
+            hp["scale"] = config.scale
+    d, name, hparams = models.resolve_model(config.model, **hp)
+    scale = (d.get("meta") or {}).get("scale")
+    if config.scale is None:
+        if not scale:
+            raise TrainError(f"{config.model}: its dictionary names no scale in 'meta'; "
+                             "give --scale")
+        config.scale = int(scale)
+    elif scale and int(scale) != config.scale:
+        raise TrainError(f"--scale {config.scale} but the model up-samples x{scale}")
+    return d, name, hparams
+
+
+def preflight(config):
+    """Checks that need the scale but not TensorFlow: settings, folders, the degradation."""
+    config.check()
+    if config.patch_size % config.scale:
+        raise TrainError(f"--patch-size {config.patch_size} must be a multiple of --scale "
+                         f"{config.scale}")
+    for flag, folders in (("--train-dir", config.train_dirs), ("--val-dir", config.val_dirs)):
+        for folder in folders:
+            if not os.path.isdir(folder):
+                raise TrainError(f"{flag} {folder}: no such folder")
+    from visionfw.degradation import get_protocol
+
+    get_protocol(config.degradation, config.scale, seed=config.seed)
+    if config.strategy == "multiworker":
+        from visionfw.train.distribute import check_tf_config
+
+        check_tf_config()
+
+
+def default_out(config, name):
+    stem = name or os.path.splitext(os.path.basename(str(config.model)))[0]
+    return os.path.join("runs", f"{stem}_x{config.scale}")
+
+
+def merge_for_resume(config, saved, explicit):
+    """The saved settings, with the options given on this command line on top.
+
+    An explicitly given option that changes what the run computes is an error: a resumed
+    run must reach what the uninterrupted run would have.
+    """
+    base = TrainConfig.from_dict(saved["settings"])
+    changed = []
+    for key in explicit:
+        new, old = getattr(config, key), getattr(base, key)
+        if key in RUN_DEFINING and new != old:
+            changed.append(f"--{key.replace('_', '-')} {new!r} (run has {old!r})")
+        setattr(base, key, new)
+    if config.model != base.model or (config.hparams and config.hparams != base.hparams):
+        changed.insert(0, f"model {config.model} {config.hparams or ''} (run has "
+                          f"{base.model} {base.hparams})")
+    if changed:
+        raise TrainError("--resume keeps the run's settings; these differ: " + "; ".join(changed))
+    base.out = config.out
+    return base
+
+
+def image_folder(path):
+    """A folder of images, or a benchmark folder whose images are in ``HR/``."""
+    from visionfw.imageio import IMAGE_EXTENSIONS
+
+    if os.path.isdir(path):
+        has_images = any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(path))
+        hr = os.path.join(path, "HR")
+        if not has_images and os.path.isdir(hr):
+            return hr
+    return path
+
+
+def load_training_images(config):
+    from visionfw.data import embedded
+    from visionfw.data.images import ImageSet
+
+    if not config.train_dirs:
+        return ImageSet.from_arrays(embedded.train_images()), embedded.NAME
+    folders = [image_folder(p) for p in config.train_dirs]
+    return ImageSet.from_folders(folders, cache=config.cache), ", ".join(config.train_dirs)
+
+
+def load_validation_images(config):
+    from visionfw.data import embedded
+    from visionfw.data.images import load_images
+
+    if not config.val_dirs:
+        return embedded.val_images(), f"{embedded.NAME} (held out)"
+    return load_images([image_folder(p) for p in config.val_dirs]), ", ".join(config.val_dirs)
+
+
+def build_trainer(config, model, log=None, progress=True, validation=True, strategy=None):
+    """Everything but the loop: data, validation set, strategy, recipe and :class:`Trainer`.
+
+    ``model`` is ``(dict, name, hparams)`` from :func:`resolve_model_and_scale`; TensorFlow
+    must already be running.
+    """
+    from visionfw.data.pipeline import PatchPipeline
+    from visionfw.train.distribute import make_strategy
+    from visionfw.train.recipe import recipe_for
+    from visionfw.train.schedule import make_schedule
+    from visionfw.train.trainer import Trainer
+    from visionfw.train.validate import ValidationSet
+
+    d, name, hparams = model
+    if strategy is None:
+        strategy = make_strategy(config.strategy, config.cpu_devices)
+    images, _ = load_training_images(config)
+    pipeline = PatchPipeline(images, config.scale, config.patch_size, config.batch_size,
+                             config.degradation, config.seed)
+    val = None
+    if validation:
+        val_images, _ = load_validation_images(config)
+        val = ValidationSet(val_images, config.scale, config.degradation, config.seed)
+    schedule = make_schedule(config.schedule, config.lr, config.steps, config.milestones,
+                             config.gamma)
+    recipe = recipe_for(name)(config, d, name, hparams, schedule)
+    return Trainer(recipe, pipeline, config.steps, run_dir=config.out, strategy=strategy,
+                   seed=config.seed, validation=val, val_every=config.val_every,
+                   save_every=config.save_every, ema=config.ema, clip_norm=config.clip_norm,
+                   jit=config.jit, sampler=config.sampler, sampler_bins=config.sampler_bins,
+                   log=log, progress=progress)
+
+
+def train(config, argv=None, resume=False, explicit=(), log=None, progress=True, stop_at=None,
+          threads=None):
+    """Run (or resume) a training run; returns the trainer's result dict.
+
+    Args:
+        config: a :class:`TrainConfig`.
+        argv: the command line, recorded in ``settings.json``.
+        resume: continue the run in ``config.out`` from its latest checkpoint.
+        explicit: names of settings given on the command line (they override saved ones).
+        stop_at: stop (with a checkpoint) after this step.
+    """
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    if resume:
+        if not config.out:
+            raise TrainError("--resume needs --out RUN_DIR (the run to continue)")
+        if not os.path.isfile(os.path.join(config.out, "checkpoints", "checkpoint")):
+            raise TrainError(f"--resume: {config.out} holds no checkpoint to resume from")
+        saved = read_settings(config.out)
+        if saved is None:
+            raise TrainError(f"--resume: {config.out} has no settings.json")
+        config = merge_for_resume(config, saved, explicit)
+    config.check()
+    model = resolve_model_and_scale(config)
+    preflight(config)
+    if not config.out:
+        config.out = default_out(config, model[1])
+    prepare_run_folder(config.out, resume)
+
+    from visionfw.train.distribute import start
+
+    strategy = start(config.strategy, config.cpu_devices, threads)
+    trainer = build_trainer(config, model, log=log, progress=progress, strategy=strategy)
+    if trainer.is_chief:
+        _write_settings(config, model, argv, resume)
+    t0 = time.time()
+    result = trainer.fit(resume=resume, stop_at=stop_at)
+    result["seconds"] = time.time() - t0
+    result["out"] = config.out
+    if trainer.is_chief and result["stopped"] is None:
+        best = result["best_psnr"]
+        where = os.path.join(config.out, "best.weights.h5")
+        bic = trainer.validation.bicubic_psnr if trainer.validation else None
+        text = (f"; best validation PSNR {best:.3f} dB (bicubic {bic:.3f} dB) in {where}"
+                if best is not None and bic is not None else "")
+        log(f"trained {config.out} to step {result['step']} in {result['seconds']:.0f} s{text}")
+    return result
+
+
+def _write_settings(config, model, argv, resume):
+    import keras
+    import tensorflow as tf
+
+    path = os.path.join(config.out, "settings.json")
+    now = datetime.datetime.now().isoformat(timespec="seconds")
+    previous = read_settings(config.out) if resume else None
+    record = previous or {"created": now, "argv": list(argv or sys.argv)}
+    record["settings"] = config.to_dict()
+    record["model"] = {"name": model[1], "hparams": model[2]}
+    record["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__}
+    if resume:
+        record.setdefault("resumed", []).append({"at": now, "argv": list(argv or sys.argv)})
+    write_json(path, record)

@@ -1,0 +1,474 @@
+"""The trainer: runs any recipe, and owns everything recipes share.
+
+What the trainer does, in one place, for every recipe:
+
+- the optimiser step: gradients of each :class:`~visionfw.train.recipe.Update`'s loss,
+  summed over replicas, optionally clipped to a global norm, applied by its optimiser;
+- BatchNorm statistics averaged over replicas after each step, so replicas stay identical;
+- an optional exponential moving average (EMA) of the weights, used for validation and for
+  the saved weights;
+- NaN detection: a step whose loss or gradients are not finite stops the run without
+  saving, so the last good checkpoint stays the latest; the error names the step;
+- validation every N steps (PSNR/SSIM against bicubic, ``val.csv``, TensorBoard,
+  ``best.weights.h5``), a Keras progress bar, checkpoints with
+  ``tf.train.CheckpointManager``, and a checkpoint on Ctrl-C or SIGTERM.
+
+Exact resumption: a checkpoint holds the networks, optimisers (their step counts drive
+the learning-rate schedules), the step, the RNG state, the best PSNR, the EMA and the
+sampler's probabilities; the data of step ``s`` is a function of ``(seed, s)``.
+"""
+import csv
+import io
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from visionfw.train import TrainError
+from visionfw.train.config import write_json
+from visionfw.train.distribute import worker_role
+
+CSV_FIELDS = ["step", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "gain", "loss",
+              "lr", "seconds"]
+
+
+def scalar_summary(tag, value):
+    """A TensorBoard scalar, written with TensorFlow alone (``tf.summary.scalar`` needs the
+    tensorboard package, which training does not)."""
+    meta = tf.compat.v1.SummaryMetadata(
+        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"),
+        data_class=1)   # DATA_CLASS_SCALAR
+    tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=meta.SerializeToString())
+
+
+def _read(variable):
+    """A variable's value as a tensor placed on the replica's device (an all-reduce of a bare
+    read of a distributed variable finds no device under MultiWorkerMirroredStrategy)."""
+    return tf.identity(getattr(variable, "value", variable))
+
+
+class NonFiniteLoss(TrainError):
+    """A step produced a NaN or infinite loss or gradient."""
+
+
+class Trainer:
+    """Trains a recipe on a patch pipeline.
+
+    Args:
+        recipe: the :class:`~visionfw.train.recipe.Recipe` (not built yet).
+        pipeline: the :class:`~visionfw.data.pipeline.PatchPipeline`.
+        steps: the run's total number of steps.
+        run_dir: the run folder (checkpoints, weights, logs, ``val.csv``); ``None`` keeps
+            nothing on disk.
+        strategy: a ``tf.distribute`` strategy (default: one device).
+        seed: seeds the RNG that recipes may use (``self.rng``).
+        validation: a :class:`~visionfw.train.validate.ValidationSet` or ``None``.
+        val_every: validate (and checkpoint) every this many steps, and at the end.
+        save_every: checkpoint every this many steps (default: ``val_every``).
+        ema: EMA decay (e.g. 0.999) or ``None``.
+        clip_norm: clip the gradients to this global norm, or ``None``.
+        jit: compile the forward and backward pass with XLA.
+        sampler: ``'uniform'`` or ``'psnr-gain'``; ``sampler_bins``: its histogram bins.
+        log: where one-line messages go (default: stderr).
+        progress: show a Keras progress bar.
+        keep: checkpoints kept.
+    """
+
+    def __init__(self, recipe, pipeline, steps, run_dir=None, strategy=None, seed=0,
+                 validation=None, val_every=500, save_every=None, ema=None, clip_norm=None,
+                 jit=False, sampler="uniform", sampler_bins=10, log=None, progress=True,
+                 keep=3):
+        self.recipe = recipe
+        self.pipeline = pipeline
+        self.steps = int(steps)
+        self.run_dir = run_dir
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.validation = validation
+        self.val_every = int(val_every)
+        self.save_every = int(save_every or val_every)
+        self.ema_decay = ema
+        self.clip_norm = clip_norm
+        self.jit = bool(jit)
+        self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        self.progress = progress
+        self.is_chief, self.task_id = worker_role(self.strategy)
+        self.stop_requested = None
+        self.history = []
+        self.on_step = None            # optional callback(trainer, step, losses)
+
+        import keras
+
+        keras.utils.set_random_seed(seed)     # the same seed gives the same initial weights
+        with self.strategy.scope():
+            recipe.want_gains = sampler == "psnr-gain"
+            recipe.build()
+            self.updates = recipe.updates()
+            self._build_optimizers()
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.best_psnr = tf.Variable(-1.0, dtype=tf.float64, trainable=False,
+                                         name="best_psnr")
+            self.rng = tf.random.Generator.from_seed(seed)
+            self.ema_targets = list({id(v): v for u in self.updates
+                                     for v in u.variables()}.values())
+            self.ema_vars = []
+            if ema:
+                self.ema_vars = [tf.Variable(tf.convert_to_tensor(v), trainable=False,
+                                             name="ema") for v in self.ema_targets]
+            self.sampler = None
+            if sampler == "psnr-gain":
+                from visionfw.data.sampler import PsnrGainSampler, grid_patches
+
+                positions = grid_patches(pipeline.images.shapes, pipeline.patch_size)
+                self.sampler = PsnrGainSampler(positions, pipeline.batch_size, sampler_bins,
+                                               seed)
+        self.checkpoint = self._make_checkpoint()
+        self.manager = None
+        if run_dir:
+            folder = os.path.join(run_dir, "checkpoints")
+            if not self.is_chief:
+                # Every worker saves (TensorFlow's rule); only the chief's copy is kept.
+                folder = os.path.join(run_dir, f"worker-{self.task_id}", "checkpoints")
+            self.manager = tf.train.CheckpointManager(self.checkpoint, folder, max_to_keep=keep,
+                                                      checkpoint_name="ckpt")
+        self._train_step = self._make_train_step()
+        self._predict = tf.function(recipe.predict, reduce_retracing=True, autograph=False)
+
+    # ------------------------------------------------------------------ construction
+
+    def _build_optimizers(self):
+        seen = {}
+        for u in self.updates:
+            if u.optimizer not in self.recipe.optimizers:
+                raise TrainError(f"recipe {self.recipe.name}: update of {u.loss!r} names "
+                                 f"optimizer {u.optimizer!r}, which it does not define")
+            seen.setdefault(u.optimizer, []).extend(u.variables())
+        for name, variables in seen.items():
+            self.recipe.optimizers[name].build(variables)
+
+    def _make_checkpoint(self):
+        objects = {"step": self.step, "best_psnr": self.best_psnr, "rng": self.rng}
+        for name, net in self.recipe.networks.items():
+            objects[f"network_{name}"] = net
+        for name, opt in self.recipe.optimizers.items():
+            objects[f"optimizer_{name}"] = opt
+        if self.ema_vars:
+            objects["ema"] = list(self.ema_vars)
+        if self.sampler is not None:
+            objects["sampler_probs"] = self.sampler.probs
+        return tf.train.Checkpoint(**objects)
+
+    def _make_train_step(self):
+        strategy, updates, recipe = self.strategy, self.updates, self.recipe
+        replicas = strategy.num_replicas_in_sync
+        clip = self.clip_norm
+
+        def forward_backward(batch):
+            with tf.GradientTape(persistent=len(updates) > 1) as tape:
+                out = recipe.train_step(batch)
+                scaled = [out[u.loss] / replicas for u in updates]
+            grads = [tape.gradient(s, u.variables()) for s, u in zip(scaled, updates)]
+            return out, grads
+
+        if self.jit:
+            forward_backward = tf.function(forward_backward, jit_compile=True, autograph=False)
+
+        def replica_step(batch):
+            out, grads = forward_backward(batch)
+            ctx = tf.distribute.get_replica_context()
+            squares = tf.constant(0.0)
+            for u, g in zip(updates, grads):
+                if clip:
+                    # Clip the gradient of the whole batch: sum over replicas first. Keras
+                    # sums what it is given once more, so hand it one replica's share.
+                    g = ctx.all_reduce(tf.distribute.ReduceOp.SUM, g)
+                    g, norm = tf.clip_by_global_norm(g, clip)
+                    squares += tf.square(norm) / replicas
+                    g = [x / replicas for x in g]
+                else:
+                    squares += tf.square(tf.linalg.global_norm(g))
+                recipe.optimizers[u.optimizer].apply(g, u.variables())
+            if replicas > 1:
+                for v in recipe.synced_variables():
+                    v.assign(ctx.all_reduce(tf.distribute.ReduceOp.MEAN, _read(v)))
+            out = dict(out)
+            out["_squares"] = squares
+            return out
+
+        def core(batch):
+            per_replica = strategy.run(replica_step, args=(batch,))
+            gains = per_replica.pop("gain", None)
+            squares = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica.pop("_squares"),
+                                      axis=None)
+            losses = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                      for k, v in per_replica.items()}
+            finite = tf.math.is_finite(squares)
+            for v in losses.values():
+                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(v)))
+            if self.ema_vars:
+                t = tf.cast(self.step, tf.float32)
+                decay = tf.minimum(float(self.ema_decay), (1.0 + t) / (10.0 + t))
+                for e, v in zip(self.ema_vars, self.ema_targets):
+                    e.assign(decay * e + (1.0 - decay) * _read(v))
+            self.step.assign_add(1)
+            return losses, finite, gains
+
+        if self.sampler is None:
+            # No autograph: the step has no tensor-dependent Python control flow, and
+            # converting Keras' internals costs seconds of start-up.
+            @tf.function(autograph=False)
+            def train_step(batch):
+                losses, finite, _ = core(batch)
+                return losses, finite
+            return train_step
+
+        sampler, pipeline = self.sampler, self.pipeline
+
+        @tf.function(autograph=False)
+        def sampled_step():
+            ids = sampler.draw(self.step)
+            batch = pipeline.batch_from_positions(tf.gather(sampler.positions, ids), self.step)
+            losses, finite, gains = core(batch)
+            sampler.update(ids, gains)
+            return losses, finite
+
+        return sampled_step
+
+    # ------------------------------------------------------------------ state
+
+    def restore(self):
+        """Load the latest checkpoint of the run folder; returns its step (0 if none)."""
+        latest = self.manager.latest_checkpoint if self.manager else None
+        if self.run_dir and not self.is_chief:
+            latest = tf.train.latest_checkpoint(os.path.join(self.run_dir, "checkpoints"))
+        if not latest:
+            return 0
+        try:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrainError(f"{latest}: checkpoint does not fit this run ({reason})") from None
+        return int(self.step.numpy())
+
+    def save(self):
+        """Write a checkpoint of the current step (atomic: TensorFlow writes the files, then
+        updates the ``checkpoint`` index with a rename)."""
+        if self.manager is None:
+            return None
+        step = int(self.step.numpy())
+        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
+            return self.manager.latest_checkpoint
+        return self.manager.save(checkpoint_number=step)
+
+    def swap_ema(self):
+        """Exchange the weights with their moving averages (call again to swap back)."""
+        for e, v in zip(self.ema_vars, self.ema_targets):
+            current = tf.convert_to_tensor(v)
+            v.assign(tf.convert_to_tensor(e))
+            e.assign(current)
+
+    def save_weights(self, name):
+        """Write the main network (EMA weights when EMA is on) to ``run_dir/name``."""
+        from visionfw.checkpoint import save_model
+
+        if not self.run_dir:
+            return None
+        folder = self.run_dir if self.is_chief else os.path.join(self.run_dir,
+                                                                 f"worker-{self.task_id}")
+        path = os.path.join(folder, name)
+        if self.ema_vars:
+            self.swap_ema()
+        try:
+            save_model(self.recipe.main_network(), path)
+        finally:
+            if self.ema_vars:
+                self.swap_ema()
+        return path
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self):
+        """Scores of the current (EMA) weights on the validation set, or ``None``."""
+        if self.validation is None or len(self.validation) == 0:
+            return None
+        if self.ema_vars:
+            self.swap_ema()
+        try:
+            return self.validation.evaluate(lambda x: self._predict(tf.constant(x)).numpy())
+        finally:
+            if self.ema_vars:
+                self.swap_ema()
+
+    def _csv_path(self):
+        return os.path.join(self.run_dir, "val.csv") if self.run_dir and self.is_chief else None
+
+    def _load_history(self, step):
+        path = self._csv_path()
+        self.history = []
+        if path and os.path.isfile(path):
+            with open(path, newline="") as f:
+                self.history = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+
+    def _write_history(self):
+        path = self._csv_path()
+        if not path:
+            return
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.history)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", newline="") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _learning_rate(self):
+        opt = next(iter(self.recipe.optimizers.values()))
+        return float(np.asarray(opt.learning_rate))
+
+    def _install_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+
+        def handler(signum, frame):
+            name = signal.Signals(signum).name
+            if self.stop_requested:
+                raise KeyboardInterrupt   # a second signal: stop at once
+            self.stop_requested = name
+            self.log(f"{name}: saving a checkpoint after this step, then stopping "
+                     "(send it again to stop at once)")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    def fit(self, resume=False, stop_at=None):
+        """Train to ``steps`` (or to ``stop_at``, for tests and budgets).
+
+        Returns ``{"step", "best_psnr", "stopped", "last_val"}``; ``stopped`` is ``None``
+        when the run reached ``steps``, else ``'SIGINT'``, ``'SIGTERM'`` or ``'stop_at'``.
+        Raises :class:`NonFiniteLoss` when a step is not finite.
+        """
+        start = self.restore() if resume else 0
+        if not resume:
+            self.save()                      # step 0: there is always a good checkpoint
+        self._load_history(start)
+        end = self.steps if stop_at is None else min(self.steps, int(stop_at))
+        writer = None
+        if self.run_dir and self.is_chief:
+            writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs"))
+        previous = self._install_signals()
+        result = {"step": start, "best_psnr": None, "stopped": None, "last_val": None}
+        try:
+            result.update(self._loop(start, end, writer))
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            if writer is not None:
+                writer.close()
+        best = float(self.best_psnr.numpy())
+        result["best_psnr"] = best if best >= 0 else None
+        if result["step"] >= self.steps:
+            self.save_weights("last.weights.h5")
+        if not self.is_chief and self.run_dir and result["stopped"] is None:
+            shutil.rmtree(os.path.join(self.run_dir, f"worker-{self.task_id}", "checkpoints"),
+                          ignore_errors=True)
+        return result
+
+    def _loop(self, start, end, writer):
+        import keras
+
+        if self.sampler is None:
+            data = iter(self.pipeline.distribute(self.strategy, start, self.steps))
+        bar = None
+        if self.progress and end > start:
+            interval = 0.5 if sys.stdout.isatty() else 30.0
+            bar = keras.utils.Progbar(end - start, interval=interval,
+                                      stateful_metrics=["loss", "val_psnr", "steps/s"])
+        recent, last_val = [], None
+        times = [time.perf_counter()]
+        t0 = time.time()
+        step = start
+        while step < end:
+            if self.sampler is None:
+                losses, finite = self._train_step(next(data))
+            else:
+                losses, finite = self._train_step()
+            step += 1
+            losses = {k: float(v) for k, v in losses.items()}
+            if not bool(finite):
+                last = self.manager.latest_checkpoint if self.manager else None
+                where = f"; the last good checkpoint is {last}" if last else ""
+                raise NonFiniteLoss(f"loss or gradients became NaN/inf at step {step} "
+                                    f"(loss {losses}); stopped without saving{where}")
+            main_loss = losses.get("loss", next(iter(losses.values())))
+            recent = (recent + [main_loss])[-50:]
+            times = (times + [time.perf_counter()])[-21:]
+            rate = (len(times) - 1) / max(times[-1] - times[0], 1e-9)
+            if self.on_step is not None:
+                self.on_step(self, step, losses)
+            if writer is not None and (step % 10 == 0 or step == end):
+                with writer.as_default(step=step):
+                    for k, v in losses.items():
+                        scalar_summary(f"train/{k}", v)
+                    scalar_summary("train/learning_rate", self._learning_rate())
+            if step % self.val_every == 0 or step == self.steps:
+                last_val = self._validate_and_record(step, float(np.mean(recent)), t0, writer)
+            if step % self.save_every == 0 or step == self.steps:
+                self.save()
+            if bar is not None:
+                values = [("loss", float(np.mean(recent))), ("steps/s", rate)]
+                if last_val is not None:
+                    values.append(("val_psnr", last_val["psnr"]))
+                bar.update(step - start, values)
+            if self.stop_requested:
+                self.save()
+                if bar is not None:
+                    print(flush=True)
+                self.log(f"stopped at step {step} ({self.stop_requested}); checkpoint saved in "
+                         f"{self.run_dir}; continue with --resume")
+                return {"step": step, "stopped": self.stop_requested, "last_val": last_val}
+        if end < self.steps:
+            self.save()
+            return {"step": step, "stopped": "stop_at", "last_val": last_val}
+        return {"step": step, "stopped": None, "last_val": last_val}
+
+    def _validate_and_record(self, step, loss, t0, writer):
+        if not self.is_chief:
+            return None
+        scores = self.validate()
+        if scores is None:
+            return None
+        gain = scores["psnr"] - scores["bicubic_psnr"]
+        row = {"step": step, "psnr": f"{scores['psnr']:.4f}", "ssim": f"{scores['ssim']:.5f}",
+               "bicubic_psnr": f"{scores['bicubic_psnr']:.4f}",
+               "bicubic_ssim": f"{scores['bicubic_ssim']:.5f}", "gain": f"{gain:.4f}",
+               "loss": f"{loss:.6f}", "lr": f"{self._learning_rate():.3e}",
+               "seconds": f"{time.time() - t0:.1f}"}
+        self.history.append(row)
+        self._write_history()
+        if writer is not None:
+            with writer.as_default(step=step):
+                scalar_summary("val/psnr", scores["psnr"])
+                scalar_summary("val/ssim", scores["ssim"])
+                scalar_summary("val/gain_over_bicubic", gain)
+        improved = scores["psnr"] > float(self.best_psnr.numpy())
+        if improved:
+            self.best_psnr.assign(scores["psnr"])
+            self.save_weights("best.weights.h5")
+        mark = " (best)" if improved else ""
+        self.log(f"\nstep {step}: val PSNR {scores['psnr']:.3f} dB, SSIM {scores['ssim']:.4f} "
+                 f"(bicubic {scores['bicubic_psnr']:.3f} / {scores['bicubic_ssim']:.4f}, "
+                 f"gain {gain:+.3f} dB){mark}")
+        return scores
+
+
+
+
