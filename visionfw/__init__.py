@@ -3,7 +3,8 @@
 The heavy parts (TensorFlow, Keras) load on first use, so ``import visionfw`` stays cheap and a
 submodule such as ``visionfw.metrics`` can be used on its own.
 """
-import importlib
+
+from visionfw._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -35,14 +36,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name):
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'visionfw' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_exports(__name__, _API)

@@ -16,7 +16,6 @@ photographs that ship inside scikit-image).
 
 Only NumPy is imported with the package; TensorFlow loads with the pipeline.
 """
-import importlib
 
 from visionfw.errors import VisionfwError
 
@@ -24,6 +23,8 @@ from visionfw.errors import VisionfwError
 class DataError(VisionfwError, ValueError):
     """Training or validation data that cannot be used; the message is one line."""
 
+
+from visionfw._lazy import lazy_exports  # noqa: E402
 
 _API = {
     "ImageSet": "images",
@@ -40,16 +41,4 @@ _API = {
 __all__ = sorted(["DataError", "embedded", *_API])
 
 
-def __getattr__(name):
-    if name == "embedded":
-        return importlib.import_module(f"{__name__}.embedded")
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'visionfw.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_exports(__name__, _API, ("embedded",))

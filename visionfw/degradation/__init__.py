@@ -18,7 +18,6 @@ written down in ``docs/degradations.md``.
 
 Only NumPy is imported with the package; TensorFlow loads with the first op that needs it.
 """
-import importlib
 
 try:
     from visionfw.errors import VisionfwError as _Base
@@ -31,6 +30,8 @@ class DegradationError(ValueError, _Base):
 
 
 # public name -> submodule that defines it
+from visionfw._lazy import lazy_exports  # noqa: E402
+
 _API = {
     # kernels
     "gaussian_kernel": "kernels",
@@ -78,14 +79,4 @@ _API = {
 __all__ = sorted(["DegradationError", *_API])
 
 
-def __getattr__(name):
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'visionfw.degradation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_exports(__name__, _API)

@@ -6,7 +6,6 @@ owns everything else — the optimiser step, EMA, gradient clipping, NaN detecti
 validation, progress, checkpoints and distribution. :func:`~visionfw.train.run.train` is what
 ``train.py MODEL`` calls. TensorFlow loads with the submodules, not with this package.
 """
-import importlib
 
 from visionfw.errors import VisionfwError
 
@@ -14,6 +13,8 @@ from visionfw.errors import VisionfwError
 class TrainError(VisionfwError, RuntimeError):
     """A training run that cannot start or continue; the message is one line."""
 
+
+from visionfw._lazy import lazy_exports  # noqa: E402
 
 _API = {
     "Recipe": "recipe",
@@ -32,14 +33,4 @@ _API = {
 __all__ = sorted(["TrainError", *_API])
 
 
-def __getattr__(name):
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'visionfw.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_exports(__name__, _API)
