@@ -67,6 +67,7 @@ def test_bicubic_model_equals_bicubic_column_and_report_format():
     assert 20 < r["psnr"] < 60
     text = format_report(report, per_image=True)
     assert text.startswith("Protocol: PSNR/SSIM on Y") and "img1" in text
+    assert "LR: MATLAB-bicubic imresize" in text
 
 
 def test_y_channel_model_gets_y_and_saves_colour(tmp_path):
