@@ -261,15 +261,19 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
                 if deg is None:
                     lr = _given_lr(lr_dir, image_name, hr.shape, scale)
                 else:
-                    lr = np.asarray(deg(hr.astype(np.float32) / 255.0, scale, seed=image_name),
-                                    np.float32)
-                bic = np.clip(np.asarray(imresize(lr, scale), np.float32), 0, 1)
+                    # one float copy of the ground truth, freed as soon as the LR exists
+                    lr = np.asarray(deg(np.multiply(hr, 1 / 255.0, dtype=np.float32), scale,
+                                        seed=image_name), np.float32)
+                bic = np.array(imresize(lr, scale), np.float32)
+                np.clip(bic, 0, 1, out=bic)
                 if bic.shape[:2] != hr.shape[:2]:
                     raise EvaluationError(f"{dataset.name}/{image_name}: LR of "
                                           f"{lr.shape[1]}x{lr.shape[0]} does not up-scale to the "
                                           f"ground truth's {hr.shape[1]}x{hr.shape[0]}")
                 scored, sr_rgb = runner(lr, bic)
-                scored = np.clip(scored, 0, 1)   # as im2uint8 does; untrained nets overshoot
+                if not scored.flags.writeable:
+                    scored = np.array(scored)
+                np.clip(scored, 0, 1, out=scored)  # as im2uint8 does; untrained nets overshoot
                 hr_in, bic_in = runner.crop(hr), runner.crop(bic)
                 if scored.shape[:2] != hr_in.shape[:2]:
                     raise EvaluationError(f"{dataset.name}/{image_name}: model output "

@@ -27,6 +27,7 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+SSIM_BAND_PIXELS = 1 << 20   # pixels of the SSIM map computed at once
 
 PROTOCOL = {
     "rounding": "super-resolved output rounded to uint8 (clip to [0, 1], x255, halves up)",
@@ -110,6 +111,19 @@ def ssim(a, b, data_range=255.0):
     if min(a.shape) < SSIM_WINDOW:
         raise ValueError(f"ssim: images must be at least {SSIM_WINDOW}x{SSIM_WINDOW}, "
                          f"got {a.shape}")
+    # Large images go in bands of rows that overlap by the window, so memory stays bounded;
+    # the bands' SSIM maps tile the whole map exactly.
+    rows = max(1, SSIM_BAND_PIXELS // a.shape[1])
+    valid = a.shape[0] - SSIM_WINDOW + 1
+    total = 0.0
+    for start in range(0, valid, rows):
+        stop = min(valid, start + rows) + SSIM_WINDOW - 1
+        band = _ssim_map(a[start:stop], b[start:stop], data_range)
+        total += float(band.sum())
+    return total / (valid * (a.shape[1] - SSIM_WINDOW + 1))
+
+
+def _ssim_map(a, b, data_range):
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
     g = _gaussian(SSIM_WINDOW, SSIM_SIGMA)
@@ -118,9 +132,8 @@ def ssim(a, b, data_range=255.0):
     var_a = _blur_valid(a * a, g) - mu_a**2
     var_b = _blur_valid(b * b, g) - mu_b**2
     cov = _blur_valid(a * b, g) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
         (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(ssim_map.mean())
 
 
 def _gaussian(size, sigma):

@@ -60,6 +60,12 @@ def imresize(image, scale=None, output_shape=None, antialias=True):
     if rank == 3:
         x = x[tf.newaxis]
     in_dtype = x.dtype
+    if (scale is not None and tf.executing_eagerly() and in_dtype == tf.float32
+            and x.shape[0] == 1 and _pixels(x.shape, scale) > BAND_PIXELS):
+        # One large image: resize it in bands, so memory does not grow with the kernel taps.
+        y = imresize_banded(x[0].numpy(), scale, BAND_PIXELS, antialias)
+        y = y if rank == 3 else y[np.newaxis]
+        return y if as_numpy else tf.convert_to_tensor(y)
     if in_dtype == tf.uint8 or in_dtype in (tf.float16, tf.bfloat16, tf.float32):
         compute = tf.float32
     elif in_dtype == tf.float64:
@@ -121,6 +127,45 @@ def _plan(x, scale, output_shape):
         static_out = tuple(int(o) if isinstance(o, (int, np.integer)) else None
                            for o in output_shape)
     return sizes_in, sizes_out, scales, static_out
+
+
+BAND_PIXELS = 1 << 21   # above this many pixels, eager float images are resized in bands
+
+
+def _pixels(shape, scale):
+    h, w = shape[1], shape[2]
+    return max(h, output_size(h, scale)) * max(w, output_size(w, scale))
+
+
+def imresize_banded(image, scale, band_pixels=1 << 21, antialias=True):
+    """:func:`imresize` of a large ``(H, W, C)`` float NumPy image with bounded memory.
+
+    The rows are resized first, in bands of columns, then the columns in bands of rows (each
+    axis's resize treats the other axis's pixels independently), so only about
+    ``band_pixels`` pixels' worth of kernel taps is held at once. Equal to :func:`imresize`
+    up to float rounding; small images go to it directly.
+    """
+    image = np.asarray(image, np.float32)
+    h, w, c = image.shape
+    oh, ow = output_size(h, scale), output_size(w, scale)
+    if max(h, oh) * max(w, ow) <= band_pixels:
+        return np.asarray(imresize(image, scale, antialias=antialias))
+    s = tf.constant(float(scale), _F64)
+
+    def along(part, axis, n_in, n_out):
+        y = _resize_axis(tf.convert_to_tensor(part)[tf.newaxis], axis, tf.constant(n_in),
+                         tf.constant(n_out), s, antialias)
+        return y[0].numpy()
+
+    tall = np.empty((oh, w, c), np.float32)
+    cols = max(1, band_pixels // max(h, oh))
+    for k in range(0, w, cols):
+        tall[:, k:k + cols] = along(image[:, k:k + cols], 1, h, oh)
+    out = np.empty((oh, ow, c), np.float32)
+    rows = max(1, band_pixels // max(w, ow))
+    for r in range(0, oh, rows):
+        out[r:r + rows] = along(tall[r:r + rows], 2, w, ow)
+    return out
 
 
 def output_size(length, scale):
