@@ -1,4 +1,6 @@
 """Every registered model, at tiny hyperparameters: builds, runs, scales, trains a step, round-trips."""
+import os
+
 import numpy as np
 import pytest
 
@@ -82,6 +84,9 @@ def test_save_load_round_trip_from_file_alone(name, tmp_path):
     spec = visionfw.read_spec(path)
     assert spec["model"] == name and spec["hparams"]["scale"] == tiny(name)["scale"]
     assert [p.name for p in tmp_path.iterdir()] == ["m.weights.h5"]  # no temporary left
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m.weights.h5").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_every_model_has_a_docstring_naming_its_hyperparameters(name):

@@ -10,6 +10,7 @@ import tempfile
 import warnings
 
 from visionfw.errors import CheckpointError
+from visionfw.graph.schema import default_file_mode
 
 SPEC_ATTR = "visionfw_spec"
 
@@ -33,6 +34,7 @@ def save_model(model, path):
         raise CheckpointError(f"{path}: folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=folder)
     os.close(fd)
+    os.chmod(tmp, default_file_mode())
     try:
         model.save_weights(tmp, overwrite=True)
         with h5py.File(tmp, "a") as f:

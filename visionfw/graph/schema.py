@@ -136,6 +136,7 @@ def atomic_write_text(path, text):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
+        os.chmod(tmp, default_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -143,3 +144,10 @@ def atomic_write_text(path, text):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def default_file_mode():
+    """The mode a plainly created file gets (0666 less the umask); temporary files start 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask

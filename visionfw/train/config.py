@@ -131,16 +131,6 @@ def read_settings(out):
 
 def write_json(path, data):
     """Write JSON atomically: a temporary file beside ``path``, then a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    mask = os.umask(0)
-    os.umask(mask)
-    try:
-        os.chmod(tmp, 0o666 & ~mask)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from visionfw.graph.schema import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
