@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from visionfw.errors import LinkError
 from visionfw.graph import registry
-from visionfw.graph.schema import DEFAULT_INPUT, canonical, dict_to_json
+from visionfw.graph.schema import DEFAULT_INPUT, dict_to_json
 from visionfw.graph.validate import validate
 
 # Merge layers whose inputs must have equal shapes, and the one that joins along an axis.
@@ -101,7 +101,8 @@ def _build_plan(plan, name, path, trace, shared, shapes):
         _check_merge(step, layer, xs, path)
         try:
             if step.entry.kind == "layer":
-                ys = layer(xs[0] if len(xs) == 1 and _single_input(layer) else xs)
+                single = registry.layer_arity(step.entry)[0] <= 1
+                ys = layer(xs[0] if len(xs) == 1 and single else xs)
             else:
                 ys = layer(xs[0] if len(xs) == 1 else xs)
         except LinkError:
@@ -122,11 +123,6 @@ def _build_plan(plan, name, path, trace, shared, shapes):
     ins = model_inputs[0] if len(model_inputs) == 1 else model_inputs
     out = outs[0] if len(outs) == 1 else outs
     return keras.Model(ins, out, name=name)
-
-
-def _single_input(layer):
-    lo, _ = registry.layer_arity(registry.Entry(type(layer).__name__, "layer", type(layer)))
-    return lo <= 1
 
 
 def _make(step, xs, path, shared):
@@ -193,4 +189,4 @@ def _first_line(exc):
     return text[0] if text else type(exc).__name__
 
 
-__all__ = ["build", "Trace", "attach_spec", "model_spec", "canonical"]
+__all__ = ["build", "Trace", "attach_spec", "model_spec"]

@@ -43,18 +43,6 @@ def split_key(key):
     return key, None
 
 
-def families(d):
-    """The family names of a dictionary, in the order they first appear."""
-    names = []
-    for key in d:
-        if key in RESERVED:
-            continue
-        family, _ = split_key(key)
-        if family not in names:
-            names.append(family)
-    return names
-
-
 def canonical(value):
     """A copy with tuples turned into lists, so that a dictionary compares equal to its JSON twin."""
     if isinstance(value, dict):

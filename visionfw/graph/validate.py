@@ -123,7 +123,8 @@ def validate(d, path=()):
             used.add(node)
 
     ordered = _topological(steps, producer, path)
-    outputs, explicit = _outputs(d.get("outputs"), producer, used, input_nodes, ordered, fail)
+    outputs, explicit = _outputs(d.get("outputs"), producer, used, input_nodes, ordered, fail,
+                                 path)
     plan = Plan(name, inputs, outputs, ordered, dict(meta), explicit)
     return plan
 
@@ -337,7 +338,7 @@ def _cycle_error(stuck, producer, path):
                        f"({links}); a node cannot depend on itself", path)
 
 
-def _outputs(raw, producer, used, input_nodes, ordered, fail):
+def _outputs(raw, producer, used, input_nodes, ordered, fail, path):
     for node in input_nodes:
         if node not in used and (raw is None or node not in _as_list(raw)):
             raise fail(f"input node {node!r} is never used", "inputs")
@@ -350,7 +351,7 @@ def _outputs(raw, producer, used, input_nodes, ordered, fail):
             others = [n for n, _ in sinks]
             raise step.error(
                 f"node {node!r} is produced but never used (dangling nodes: {others}); "
-                "use it, or list the model's outputs in 'outputs'", fail("").path)
+                "use it, or list the model's outputs in 'outputs'", path)
         return [sinks[0][0]], False
     outputs = _as_list(raw)
     if not outputs:
@@ -365,7 +366,7 @@ def _outputs(raw, producer, used, input_nodes, ordered, fail):
     for node, step in made:
         if node not in used and node not in outputs:
             raise step.error(f"node {node!r} is produced but never used and is not an output; "
-                             "use it or add it to 'outputs'", fail("").path)
+                             "use it or add it to 'outputs'", path)
     return outputs, True
 
 
