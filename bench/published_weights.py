@@ -22,14 +22,7 @@ sys.path.insert(0, str(ROOT))
 # The source repository's README, Set5 PSNR (Y, border shaved by the scale).
 VDSR_SET5 = {2: 37.65, 3: 33.77, 4: 31.45}
 
-PARITY = [  # model, hyperparameters, checkpoint, parity file
-    ("srcnn", {"k": 3}, "srcnn/SRCNN-935.pt", "srcnn-935"),
-    ("fsrcnn", {"scale": 3}, "fsrcnn/FSRCNN-x3.pt", "fsrcnn-x3"),
-    ("espcn", {"scale": 3}, "espcn/ESPCN-x3.pt", "espcn-x3"),
-    ("ikc-predictor", {}, "ikc/Predictor_latest_G.pth", "ikc-predictor"),
-    ("ikc-corrector", {}, "ikc/Corrector_latest_G.pth", "ikc-corrector"),
-    ("vdsr-y", {"scale": 1}, "vdsr/model_epoch_50.pth", "vdsr"),
-]
+from visionfw.convert import PUBLISHED_PARITY  # noqa: E402
 
 
 @click.command()
@@ -51,7 +44,7 @@ def main(weights, data, scales):
     from visionfw.metrics import protocol_description
 
     print("Parity with PyTorch (max |Keras - PyTorch| on the stored vectors, float32)")
-    for name, hp, checkpoint, vectors in PARITY:
+    for name, hp, checkpoint, vectors in PUBLISHED_PARITY:
         model, plan = convert_model(name, weights / checkpoint, **hp)
         z = np.load(weights / "parity" / f"{vectors}.npz")
         x = [z["input_nhwc"], z["code"]] if "code" in z.files else z["input_nhwc"]

@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 import visionfw
-from visionfw.convert import ConversionError, convert_model, convert_state, load_state
+from visionfw.convert import (PUBLISHED_PARITY, ConversionError, convert_model, convert_state,
+                              load_state)
 from visionfw.evaluate import (Dataset, EvaluationError, evaluate, rgb_to_ycbcr_full,
                                ycbcr_full_to_rgb)
 from visionfw.imageio import read_image
@@ -262,17 +263,8 @@ def test_test_py_refuses_kernel_code_models():
 
 # ---- the published weights -------------------------------------------------------------------
 
-PARITY = [  # model, hyperparameters, checkpoint, parity file
-    ("srcnn", {"k": 3}, "srcnn/SRCNN-935.pt", "srcnn-935"),
-    ("fsrcnn", {"scale": 3}, "fsrcnn/FSRCNN-x3.pt", "fsrcnn-x3"),
-    ("espcn", {"scale": 3}, "espcn/ESPCN-x3.pt", "espcn-x3"),
-    ("ikc-predictor", {}, "ikc/Predictor_latest_G.pth", "ikc-predictor"),
-    ("ikc-corrector", {}, "ikc/Corrector_latest_G.pth", "ikc-corrector"),
-    ("vdsr-y", {"scale": 1}, "vdsr/model_epoch_50.pth", "vdsr"),
-]
-
-
-@pytest.mark.parametrize("name, hp, checkpoint, vectors", PARITY, ids=[p[3] for p in PARITY])
+@pytest.mark.parametrize("name, hp, checkpoint, vectors", PUBLISHED_PARITY,
+                         ids=[p[3] for p in PUBLISHED_PARITY])
 def test_converted_models_reproduce_pytorch_outputs(shared_weights, name, hp, checkpoint,
                                                     vectors):
     model, _ = convert_model(name, shared_weights / checkpoint, **hp)

@@ -53,6 +53,17 @@ ROLES = {
 
 IGNORED = ("num_batches_tracked",)
 
+# The published checkpoints under ../shared/weights, the registered model and hyperparameters
+# that fit each, and the PyTorch parity vectors of ../shared/weights/parity they reproduce.
+PUBLISHED_PARITY = [  # model, hyperparameters, checkpoint, parity file
+    ("srcnn", {"k": 3}, "srcnn/SRCNN-935.pt", "srcnn-935"),
+    ("fsrcnn", {"scale": 3}, "fsrcnn/FSRCNN-x3.pt", "fsrcnn-x3"),
+    ("espcn", {"scale": 3}, "espcn/ESPCN-x3.pt", "espcn-x3"),
+    ("ikc-predictor", {}, "ikc/Predictor_latest_G.pth", "ikc-predictor"),
+    ("ikc-corrector", {}, "ikc/Corrector_latest_G.pth", "ikc-corrector"),
+    ("vdsr-y", {"scale": 1}, "vdsr/model_epoch_50.pth", "vdsr"),
+]
+
 # How many problems one error line names before it only counts the rest.
 MAX_LISTED = 6
 

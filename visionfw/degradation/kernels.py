@@ -329,13 +329,7 @@ def _mat_arrays(path, variable):
         return _mat73_arrays(path, variable)
     except Exception as exc:  # noqa: BLE001 - scipy raises many types on bad files
         raise DegradationError(f"{path}: cannot read MATLAB file ({exc})") from None
-    names = [k for k in data if not k.startswith("__")]
-    if variable is None:
-        if len(names) != 1:
-            raise DegradationError(f"{path}: holds {names}; say which variable to use")
-        variable = names[0]
-    if variable not in data:
-        raise DegradationError(f"{path}: no variable {variable!r}; it holds {names}")
+    variable = _choose_variable(path, [k for k in data if not k.startswith("__")], variable)
     value = data[variable]
     if value.dtype == object:  # a MATLAB cell array
         return [np.asarray(v, dtype=np.float64) for v in value.ravel(order="F")]
@@ -345,17 +339,22 @@ def _mat_arrays(path, variable):
     return [value]
 
 
+def _choose_variable(path, names, variable):
+    """The MATLAB variable to read: the one asked for, or the file's only one."""
+    if variable is None:
+        if len(names) != 1:
+            raise DegradationError(f"{path}: holds {names}; say which variable to use")
+        return names[0]
+    if variable not in names:
+        raise DegradationError(f"{path}: no variable {variable!r}; it holds {names}")
+    return variable
+
+
 def _mat73_arrays(path, variable):
     import h5py
 
     with h5py.File(path, "r") as f:
-        names = [k for k in f if not k.startswith("#")]
-        if variable is None:
-            if len(names) != 1:
-                raise DegradationError(f"{path}: holds {names}; say which variable to use")
-            variable = names[0]
-        if variable not in f:
-            raise DegradationError(f"{path}: no variable {variable!r}; it holds {names}")
+        variable = _choose_variable(path, [k for k in f if not k.startswith("#")], variable)
         item = f[variable]
         if item.dtype == h5py.ref_dtype:
             # cell array of references; HDF5 stores MATLAB arrays transposed
