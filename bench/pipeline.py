@@ -34,8 +34,8 @@ def pipeline_rate(pipeline, batches):
     next(it)
     start = time.perf_counter()
     n = 0
-    for _, hr in it:
-        n += int(hr.shape[0])
+    for batch in it:
+        n += int(batch["hr"].shape[0])
     return n / (time.perf_counter() - start)
 
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 # The source repository's README, Set5 PSNR (Y, border shaved by the scale).
 VDSR_SET5 = {2: 37.65, 3: 33.77, 4: 31.45}
 
-from visionfw.convert import PUBLISHED_PARITY  # noqa: E402
+from visionfw.convert import published_parity  # noqa: E402
 
 
 @click.command()
@@ -44,7 +44,7 @@ def main(weights, data, scales):
     from visionfw.metrics import protocol_description
 
     print("Parity with PyTorch (max |Keras - PyTorch| on the stored vectors, float32)")
-    for name, hp, checkpoint, vectors in PUBLISHED_PARITY:
+    for name, hp, checkpoint, vectors in published_parity():
         model, plan = convert_model(name, weights / checkpoint, **hp)
         z = np.load(weights / "parity" / f"{vectors}.npz")
         x = [z["input_nhwc"], z["code"]] if "code" in z.files else z["input_nhwc"]

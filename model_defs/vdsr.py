@@ -1,6 +1,5 @@
 """VDSR: Kim et al., "Accurate Image Super-Resolution Using Very Deep Convolutional Networks",
 CVPR 2016."""
-from visionfw.convert import register_torch_names
 from visionfw.errors import HyperparameterError
 from visionfw.models import register_model
 
@@ -40,7 +39,16 @@ def vdsr(depth: int = 20, filters: int = 64, channels: int = 3, scale: int = 2,
     return d
 
 
-@register_model("vdsr-y")
+def vdsr_y_torch_names(depth: int = 20, filters: int = 64, scale: int = 2):
+    """twtygqyy/pytorch-vdsr's module names. A pickled ``Net`` lists ``residual_layer`` before
+    ``input`` and ``output`` (registration order), so the order alone would not pair them."""
+    names = {"convo_0/kernel": "input.weight", f"convo_{depth - 1}/kernel": "output.weight"}
+    names.update({f"convo_{i}/kernel": f"residual_layer.{i - 1}.conv.weight"
+                  for i in range(1, depth - 1)})
+    return names
+
+
+@register_model("vdsr-y", torch_names=vdsr_y_torch_names)
 def vdsr_y(depth: int = 20, filters: int = 64, scale: int = 2):
     """VDSR on the Y channel without biases, the layout of the widely used PyTorch weights
     (twtygqyy/pytorch-vdsr): ``vdsr`` with ``channels=1`` and ``bias=False``.
@@ -51,13 +59,3 @@ def vdsr_y(depth: int = 20, filters: int = 64, scale: int = 2):
         scale: up-sampling factor of the bicubic input stage; its weights do not depend on it.
     """
     return vdsr(depth=depth, filters=filters, channels=1, scale=scale, bias=False)
-
-
-@register_torch_names("vdsr-y")
-def vdsr_y_torch_names(depth: int = 20, filters: int = 64, scale: int = 2):
-    """twtygqyy/pytorch-vdsr's module names. A pickled ``Net`` lists ``residual_layer`` before
-    ``input`` and ``output`` (registration order), so the order alone would not pair them."""
-    names = {"convo_0/kernel": "input.weight", f"convo_{depth - 1}/kernel": "output.weight"}
-    names.update({f"convo_{i}/kernel": f"residual_layer.{i - 1}.conv.weight"
-                  for i in range(1, depth - 1)})
-    return names

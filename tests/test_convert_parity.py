@@ -6,13 +6,14 @@ import pytest
 from click.testing import CliRunner
 
 import visionfw
-from visionfw.convert import (PUBLISHED_PARITY, ConversionError, convert_model, convert_state,
-                              load_state)
+from visionfw.convert import (ConversionError, convert_model, convert_state, load_state,
+                              published_parity)
 from visionfw.evaluate import (Dataset, EvaluationError, evaluate, rgb_to_ycbcr_full,
                                ycbcr_full_to_rgb)
 from visionfw.imageio import read_image
 
 RNG = np.random.default_rng(7)
+PUBLISHED_PARITY = published_parity()
 
 
 def rand(*shape):

@@ -19,6 +19,7 @@ TINY = {
     "espcn": {"n1": 8, "n2": 4, "scale": 2},
     "ikc-predictor": {"nf": 8, "code_len": 4, "scale": 4},
     "ikc-corrector": {"nf": 8, "code_len": 4, "scale": 4},
+    "sftmd": {"nb": 2, "nf": 8, "scale": 2},
 }
 
 

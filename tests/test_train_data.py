@@ -29,28 +29,29 @@ def test_corrupt_image_is_skipped_and_named(folder, capsys):
 def test_batches_depend_on_seed_and_step_only(folder):
     images = ImageSet.from_folders([folder])
     pipe = PatchPipeline(images, scale=2, patch_size=16, batch_size=4, seed=7)
-    full = [(lr.numpy(), hr.numpy()) for lr, hr in pipe.dataset(0, 4)]
-    late = [(lr.numpy(), hr.numpy()) for lr, hr in pipe.dataset(2, 4)]
+    full = [(b["lr"].numpy(), b["hr"].numpy()) for b in pipe.dataset(0, 4)]
+    late = [(b["lr"].numpy(), b["hr"].numpy()) for b in pipe.dataset(2, 4)]
     for (a, b), (c, d) in zip(full[2:], late):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
     assert full[0][1].shape == (4, 16, 16, 3) and full[0][0].shape == (4, 8, 8, 3)
     assert not np.array_equal(full[0][1], full[1][1])
     # two replicas (one pipeline feeding both) see the two halves of the same batch
-    halves = [hr.numpy() for _, hr in pipe.dataset(3, 4, replicas=2, local_replicas=2)]
+    halves = [b["hr"].numpy() for b in pipe.dataset(3, 4, replicas=2, local_replicas=2)]
     np.testing.assert_array_equal(np.concatenate(halves), full[3][1])
     # a second worker's pipeline gives the second half
-    second = [hr.numpy() for _, hr in pipe.dataset(3, 4, replicas=2, first_replica=1)]
+    second = [b["hr"].numpy() for b in pipe.dataset(3, 4, replicas=2, first_replica=1)]
     np.testing.assert_array_equal(second[0], full[3][1][2:])
     other = PatchPipeline(images, scale=2, patch_size=16, batch_size=4, seed=8)
-    assert not np.array_equal(next(iter(other.dataset(0, 1)))[1], full[0][1])
+    assert not np.array_equal(next(iter(other.dataset(0, 1)))["hr"], full[0][1])
 
 
 def test_lr_is_matlab_bicubic_of_the_hr_patch(folder):
     from visionfw.resize import imresize
 
     pipe = PatchPipeline(ImageSet.from_folders([folder]), scale=2, patch_size=16, batch_size=2)
-    lr, hr = next(iter(pipe.dataset(0, 1)))
+    batch = next(iter(pipe.dataset(0, 1)))
+    lr, hr = batch["lr"], batch["hr"]
     hr8 = np.round(hr.numpy() * 255).astype(np.uint8)
     expected = np.asarray(imresize(hr8.astype(np.float32) / 255.0, scale=0.5))
     np.testing.assert_allclose(lr.numpy(), np.clip(np.floor(expected * 255 + 0.5), 0, 255) / 255,
@@ -70,8 +71,8 @@ def test_h5_cache_gives_the_same_patches_and_is_reused(folder, tmp_path, capsys)
     assert os.path.isfile(path) and cached.names == memory.names
     a = PatchPipeline(memory, 2, 16, 4, seed=1)
     b = PatchPipeline(cached, 2, 16, 4, seed=1)
-    for (_, x), (_, y) in zip(a.dataset(0, 2), b.dataset(0, 2)):
-        np.testing.assert_array_equal(x.numpy(), y.numpy())
+    for x, y in zip(a.dataset(0, 2), b.dataset(0, 2)):
+        np.testing.assert_array_equal(x["hr"].numpy(), y["hr"].numpy())
     capsys.readouterr()
     mtime = os.path.getmtime(path)
     again = ImageSet.from_folders([folder], cache=f"h5:{path}")

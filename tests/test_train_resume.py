@@ -51,8 +51,8 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, images):
     recipe = trainer.recipe
     original = recipe.train_step
 
-    def poisoned(batch):
-        out = original(batch)
+    def poisoned(batch, opt):
+        out = original(batch, opt)
         third = trainer.step >= 2
         out["loss"] = tf.where(third, tf.constant(float("nan")), out["loss"])
         return out

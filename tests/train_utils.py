@@ -62,3 +62,11 @@ def run_py(*args, env=None, timeout=180):
     full_env.update(env or {})
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
+
+
+def train_tiny_run(out, folder, *extra):
+    """``train.py`` of a one-block SRResNet x2 for two steps on ``folder`` (validated on it)."""
+    return run_py("train.py", "srresnet", "--param", "B=1", "--param", "filters=8", "--scale",
+                  "2", "--train-dir", str(folder), "--val-dir", str(folder), "--steps", "2",
+                  "--batch-size", "2", "--patch-size", "32", "--val-every", "2", "--out",
+                  str(out), *extra)

@@ -19,6 +19,8 @@ _API = {
     "register_layer": "visionfw.graph.registry",
     "register_block": "visionfw.graph.registry",
     "register_model": "visionfw.models",
+    "register_recipe": "visionfw.recipes.base",
+    "register_method": "visionfw.methods.base",
     "model_dict": "visionfw.models",
     "model_names": "visionfw.models",
     "model_hparams": "visionfw.models",
@@ -37,3 +39,7 @@ __all__ = sorted(_API)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _API)
+
+from visionfw import plugins as _plugins  # noqa: E402
+
+_plugins.install()

@@ -1,8 +1,8 @@
-"""``python -m visionfw COMMAND``: summary, models, convert."""
+"""``python -m visionfw COMMAND``: summary, models, recipes, methods, convert."""
 import click
 
 from visionfw.cli.convert import convert
-from visionfw.cli.summary import list_models, summary
+from visionfw.cli.summary import list_methods, list_models, list_recipes, summary
 
 
 @click.group()
@@ -12,6 +12,8 @@ def main():
 
 main.add_command(summary)
 main.add_command(list_models)
+main.add_command(list_recipes)
+main.add_command(list_methods)
 main.add_command(convert)
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ shape**:
   ``moving_mean`` <- ``running_mean``, ``moving_variance`` <- ``running_var``).
 
 A ``{keras_weight_path: torch_key}`` mapping overrides the order for the weights it names (the
-rest are still paired by order); registered models may come with one
-(:func:`register_torch_names`), e.g. VDSR, whose pickled model lists its modules in
+rest are still paired by order); registered models may declare one
+(``register_model(..., torch_names=fn)``), e.g. VDSR, whose pickled model lists its modules in
 registration order rather than forward order.
 
 Layouts change on the way (PyTorch -> Keras): a convolution kernel (O, I, kh, kw) -> (kh, kw,
@@ -26,6 +26,7 @@ no spatial flip (both frameworks compute the adjoint of the same correlation); a
 Every problem -- a tensor left over, a weight without a tensor, a shape that does not fit -- is
 collected and reported by name in one :class:`ConversionError` line; nothing is assigned then.
 """
+import json
 import os
 from dataclasses import dataclass
 
@@ -53,49 +54,30 @@ ROLES = {
 
 IGNORED = ("num_batches_tracked",)
 
-# The published checkpoints under ../shared/weights, the registered model and hyperparameters
-# that fit each, and the PyTorch parity vectors of ../shared/weights/parity they reproduce.
-PUBLISHED_PARITY = [  # model, hyperparameters, checkpoint, parity file
-    ("srcnn", {"k": 3}, "srcnn/SRCNN-935.pt", "srcnn-935"),
-    ("fsrcnn", {"scale": 3}, "fsrcnn/FSRCNN-x3.pt", "fsrcnn-x3"),
-    ("espcn", {"scale": 3}, "espcn/ESPCN-x3.pt", "espcn-x3"),
-    ("ikc-predictor", {}, "ikc/Predictor_latest_G.pth", "ikc-predictor"),
-    ("ikc-corrector", {}, "ikc/Corrector_latest_G.pth", "ikc-corrector"),
-    ("vdsr-y", {"scale": 1}, "vdsr/model_epoch_50.pth", "vdsr"),
-]
-
 # How many problems one error line names before it only counts the rest.
 MAX_LISTED = 6
 
-_NAME_MAPS = {}
-
-
-def register_torch_names(model_name):
-    """Decorator: ``fn(**hyperparameters) -> {keras_weight_path: torch_key}`` for a model.
-
-    The mapping is used by :func:`convert_model` (and ``python -m visionfw convert``) whenever
-    that registered model is converted; ``fn`` takes the model's resolved hyperparameters.
-    """
-
-    def wrap(fn):
-        _NAME_MAPS[str(model_name).lower()] = fn
-        return fn
-
-    return wrap
-
-
 def torch_names(model_name, **hparams):
-    """The registered name mapping of ``model_name`` for these hyperparameters ({} if none)."""
+    """The name mapping a registered model declares (``register_model(..., torch_names=fn)``)
+    for these hyperparameters ({} if none)."""
     from visionfw.models import get_model_def
 
     if model_name is None:
         return {}
-    mdef = get_model_def(model_name)            # loads the model definitions and their maps
-    fn = _NAME_MAPS.get(mdef.name)
-    if fn is None:
+    mdef = get_model_def(model_name)
+    if mdef.torch_names is None:
         return {}
-    values = mdef.resolve(**hparams)
-    return dict(fn(**values))
+    return dict(mdef.torch_names(**mdef.resolve(**hparams)))
+
+
+def published_parity():
+    """The published checkpoints under ``../shared/weights`` that the tests and the benchmark
+    convert: ``[(model, hyperparameters, checkpoint, parity file)]``, read from
+    ``visionfw/published_weights.json``."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "published_weights.json")
+    with open(path) as f:
+        rows = json.load(f)["checkpoints"]
+    return [(r["model"], r["hparams"], r["checkpoint"], r["parity"]) for r in rows]
 
 
 def load_state(path, key=None):
@@ -351,6 +333,6 @@ def convert_model(model_name, checkpoint, names=None, key=None, **hparams):
     return model, plan
 
 
-__all__ = ["ConversionError", "Assignment", "register_torch_names", "torch_names", "load_state",
+__all__ = ["ConversionError", "Assignment", "published_parity", "torch_names", "load_state",
            "plan_conversion", "convert_state", "convert_model", "to_keras_layout",
            "weight_groups"]

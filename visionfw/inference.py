@@ -1,4 +1,5 @@
-"""Running a model on images: one traced function for any size, tiles, self-ensemble, Y models.
+"""Running a model on images: one traced function for any size, tiles, self-ensemble (which
+turns a kernel input with its image), Y models.
 
 All functions take and return float32 NumPy arrays on [0, 1] (images ``(H, W, C)``).
 """
@@ -6,10 +7,14 @@ import numpy as np
 
 
 class Predictor:
-    """Calls a single-input image model through one ``tf.function`` for every image size.
+    """Calls a model through one ``tf.function`` for every image size.
+
+    The model's first input is the image; further inputs (a kernel, a noise level, ...) are
+    passed after it, each for one image (no batch axis): ``predict(image, kernel)``.
 
     Args:
-        model: a ``keras.Model`` mapping ``(N, h, w, C)`` to ``(N, s*h, s*w, C)``.
+        model: a ``keras.Model`` mapping ``(N, h, w, C)`` (and its other inputs) to
+            ``(N, s*h, s*w, C)``.
         jit: compile with XLA (retraces per input size, but runs faster on fixed sizes).
     """
 
@@ -17,19 +22,25 @@ class Predictor:
         import tensorflow as tf
 
         self.model = model
-        if len(model.inputs) != 1:
-            raise ValueError(f"model {model.name!r} takes {len(model.inputs)} inputs; image "
-                             "evaluation needs a single image input")
-        channels = model.inputs[0].shape[-1]
-        self.channels = channels
-        spec = tf.TensorSpec([None, None, None, channels], tf.float32)
-        self._fn = tf.function(lambda x: model(x, training=False), input_signature=None if jit
-                               else [spec], jit_compile=jit, reduce_retracing=True)
+        self.n_inputs = len(model.inputs)
+        self.channels = model.inputs[0].shape[-1]
+        specs = [tf.TensorSpec([None, *t.shape[1:]], tf.float32) for t in model.inputs]
+        single = self.n_inputs == 1
 
-    def __call__(self, image):
-        """``(H, W, C)`` -> ``(sH, sW, C)``."""
-        x = np.asarray(image, np.float32)[None]
-        return np.asarray(self._fn(x))[0]
+        def call(*xs):
+            return model(xs[0] if single else list(xs), training=False)
+
+        self._fn = tf.function(call, input_signature=None if jit else specs, jit_compile=jit,
+                               reduce_retracing=True)
+
+    def __call__(self, image, *extras):
+        """``(H, W, C)`` (and the other inputs of one image) -> ``(sH, sW, C)``."""
+        if len(extras) + 1 != self.n_inputs:
+            raise ValueError(f"model {self.model.name!r} takes {self.n_inputs} input(s), got "
+                             f"{len(extras) + 1}")
+        xs = [np.asarray(image, np.float32)[None]]
+        xs += [np.asarray(e, np.float32)[None] for e in extras]
+        return np.asarray(self._fn(*xs))[0]
 
 
 def run_tiled(fn, image, scale, tile, overlap):
@@ -100,36 +111,56 @@ def _ramp(n, overlap, fade_in, fade_out):
     return w
 
 
-def self_ensemble(fn, image):
-    """The x8 geometric self-ensemble: average of ``fn`` over the flips and 90-degree turns."""
+def orient(x, k, flip):
+    """``x`` turned ``k`` quarter turns (``np.rot90``) after a left-right flip if ``flip``."""
+    x = x[:, ::-1] if flip else x
+    return np.ascontiguousarray(np.rot90(x, k))
+
+
+def unorient(x, k, flip):
+    """The inverse of :func:`orient`."""
+    x = np.rot90(x, -k)
+    return x[:, ::-1] if flip else x
+
+
+def orient_kernel(kernel, k, flip):
+    """A kernel turned and flipped with its image, about its centre ``[size // 2, size // 2]``.
+
+    An even-sized kernel is first padded with a zero row and column at the end, so that the
+    turns keep the centre where it is (an even grid has no middle tap to turn about).
+    """
+    kernel = np.asarray(kernel)
+    h, w = kernel.shape[-2:]
+    if h % 2 == 0 or w % 2 == 0 or h != w:
+        n = max(h, w) | 1
+        padded = np.zeros((n, n), kernel.dtype)
+        # keep the centre [h // 2, w // 2] at [n // 2, n // 2]
+        top, left = n // 2 - h // 2, n // 2 - w // 2
+        padded[top:top + h, left:left + w] = kernel
+        kernel = padded
+    return orient(kernel, k, flip)
+
+
+def self_ensemble(fn, image, kernel=None):
+    """The x8 geometric self-ensemble: the average of ``fn`` over the flips and 90-degree turns.
+
+    With a ``kernel`` (a kernel-conditioned model), ``fn(image, kernel)`` is called with the
+    kernel flipped and turned together with the image, so every orientation sees the blur that
+    made it.
+    """
     total = None
     for flip in (False, True):
-        base = image[:, ::-1] if flip else image
         for k in range(4):
-            y = fn(np.ascontiguousarray(np.rot90(base, k)))
-            y = np.rot90(y, -k)
-            if flip:
-                y = y[:, ::-1]
+            x = orient(image, k, flip)
+            if kernel is None:
+                y = fn(x)
+            else:
+                y = fn(x, orient_kernel(kernel, k, flip))
+            y = unorient(y, k, flip)
             total = y.astype(np.float64) if total is None else total + y
     return (total / 8).astype(np.float32)
 
 
-# ---- Y-channel models ---------------------------------------------------------------------
+# ---- Y-channel models: the conversions live in visionfw.color --------------------------------
 
-def rgb_to_ycbcr(img):
-    """Float RGB on [0, 1] -> float YCbCr on [0, 1] (ITU-R BT.601 studio range, as MATLAB)."""
-    m = np.array([[65.481, 128.553, 24.966],
-                  [-37.797, -74.203, 112.0],
-                  [112.0, -93.786, -18.214]]) / 255.0
-    out = img.astype(np.float64) @ m.T
-    out += np.array([16.0, 128.0, 128.0]) / 255.0
-    return out.astype(np.float32)
-
-
-def ycbcr_to_rgb(img):
-    """Inverse of :func:`rgb_to_ycbcr`, clipped to [0, 1]."""
-    m = np.array([[65.481, 128.553, 24.966],
-                  [-37.797, -74.203, 112.0],
-                  [112.0, -93.786, -18.214]]) / 255.0
-    x = img.astype(np.float64) - np.array([16.0, 128.0, 128.0]) / 255.0
-    return np.clip(x @ np.linalg.inv(m).T, 0, 1).astype(np.float32)
+from visionfw.color import rgb_to_ycbcr, ycbcr_to_rgb  # noqa: E402,F401

@@ -2,7 +2,7 @@
 import keras
 from keras import ops
 
-from visionfw.graph.registry import _LAYERS, register_layer
+from visionfw.graph.registry import NAMESPACE, Entry, register_layer
 
 
 @register_layer
@@ -99,13 +99,68 @@ class CodeMap(keras.layers.Layer):
         return (b, h, w, code[-1])
 
 
+@register_layer
+class SFT(keras.layers.Layer):
+    """Spatial feature transform: ``features * sigmoid(mul(z)) + add(z)``, ``z = [features, maps]``.
+
+    Called on ``[features, maps]`` (``(B, H, W, C)`` and ``(B, H, W, t)``). Each branch is
+    conv(C + t -> hidden), LeakyReLU, conv(hidden -> C); the features come first in the
+    concatenation and only the multiplicative branch ends in a sigmoid, as in IKC.
+
+    Args:
+        hidden: width of each branch's first convolution (32 in IKC, whatever C is).
+        kernel_size: kernel size of the four convolutions ('same' padding).
+        negative_slope: slope of the LeakyReLU inside each branch.
+        **kwargs: passed to ``keras.layers.Layer``.
+    """
+
+    num_inputs = 2
+
+    def __init__(self, hidden=32, kernel_size=3, negative_slope=0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = hidden
+        self.kernel_size = kernel_size
+        self.negative_slope = negative_slope
+
+    def build(self, input_shapes):
+        features, maps = input_shapes
+        joint = (*features[:-1], features[-1] + maps[-1])
+        hidden = (*features[:-1], self.hidden)
+
+        def conv(filters, name, shape):
+            layer = keras.layers.Conv2D(filters, self.kernel_size, padding="same", name=name)
+            layer.build(shape)
+            return layer
+
+        self.mul_conv1 = conv(self.hidden, "mul_conv1", joint)
+        self.mul_conv2 = conv(features[-1], "mul_conv2", hidden)
+        self.add_conv1 = conv(self.hidden, "add_conv1", joint)
+        self.add_conv2 = conv(features[-1], "add_conv2", hidden)
+
+    def call(self, inputs):
+        features, maps = inputs
+        z = ops.concatenate([features, maps], axis=-1)
+        slope = self.negative_slope
+        mul = ops.sigmoid(self.mul_conv2(ops.leaky_relu(self.mul_conv1(z), slope)))
+        add = self.add_conv2(ops.leaky_relu(self.add_conv1(z), slope))
+        return features * mul + add
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": self.hidden, "kernel_size": self.kernel_size,
+                "negative_slope": self.negative_slope}
+
+
 def _add_resize_layer():
     # The bicubic layer is defined (and made serialisable) next to the resize it uses.
     try:
         from visionfw.resize import BicubicResize
     except ImportError:
         return
-    _LAYERS.setdefault("BicubicResize", BicubicResize)
+    if not NAMESPACE.registered("BicubicResize"):
+        NAMESPACE.register("BicubicResize", Entry("BicubicResize", "layer", BicubicResize))
 
 
 _add_resize_layer()

@@ -2,60 +2,24 @@
 
 >>> d = model_dict('srresnet', B=8)          # the dictionary
 >>> m = build_model('srresnet', scale=2)     # a keras.Model
+
+A model definition names the recipe that trains it (``recipe=``, default ``'sr'``) and, when
+its PyTorch weights do not pair with it by order, the torch name map used to convert them
+(``torch_names=``). Registering a model also makes it usable as a ``_sub`` block inside other
+dictionaries (it is registered into the graph's namespace as a factory).
 """
-import importlib
+import copy
 import inspect
 import os
-import sys
 from dataclasses import dataclass
 
 from visionfw.errors import HyperparameterError, LinkError
+from visionfw.graph.registry import register_factory
+from visionfw.params import Hyperparameter, params_of, resolve_params  # noqa: F401
+from visionfw.registry import Registry
 
-_MODELS = {}
-_ALIASES = {}
-_defs_loaded = False
-
-
-@dataclass(frozen=True)
-class Hyperparameter:
-    name: str
-    type: type
-    default: object
-    help: str = ""
-
-    def coerce(self, value, model):
-        """Turn a command-line string (or a number of the wrong kind) into this type."""
-        t = self.type
-        if isinstance(value, str) and t is not str:
-            text = value.strip()
-            try:
-                if t is bool:
-                    low = text.lower()
-                    if low in ("1", "true", "yes", "on"):
-                        return True
-                    if low in ("0", "false", "no", "off"):
-                        return False
-                    raise ValueError
-                if t is int:
-                    return int(text)
-                if t is float:
-                    return float(text)
-            except ValueError:
-                raise HyperparameterError(
-                    f"{model}: {self.name}={value!r} is not a valid {t.__name__}") from None
-        if t is bool and not isinstance(value, bool):
-            raise HyperparameterError(f"{model}: {self.name} must be true or false, got {value!r}")
-        if t is int and (isinstance(value, bool) or not isinstance(value, int)):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise HyperparameterError(f"{model}: {self.name} must be an integer, got {value!r}")
-        if t is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise HyperparameterError(f"{model}: {self.name} must be a number, got {value!r}")
-        if t is float:
-            return float(value)
-        if t is str and not isinstance(value, str):
-            raise HyperparameterError(f"{model}: {self.name} must be a string, got {value!r}")
-        return value
+MODELS = Registry("model", error=HyperparameterError, fold_case=True,
+                  hint="(or a .json dictionary path)")
 
 
 @dataclass(frozen=True)
@@ -64,94 +28,71 @@ class ModelDef:
     fn: object
     hparams: dict
     doc: str
+    recipe: str = "sr"
+    torch_names: object = None      # fn(**hparams) -> {keras_weight_path: torch_key}
 
     def make(self, **hp):
         values = self.resolve(**hp)
         d = self.fn(**values)
         if not isinstance(d, dict):
             raise TypeError(f"model definition {self.name} returned {type(d).__name__}, not a dict")
-        return d
+        # Every entry its own object: editing one layer's parameters must not edit another's.
+        return unshared(d)
 
     def resolve(self, **hp):
         """Defaults updated by ``hp``, each checked and coerced to its declared type."""
-        unknown = sorted(set(hp) - set(self.hparams))
-        if unknown:
-            valid = ", ".join(f"{h.name} ({h.type.__name__}, default {h.default!r})"
-                              for h in self.hparams.values()) or "none"
-            raise HyperparameterError(
-                f"{self.name} has no hyperparameter {', '.join(unknown)}; valid: {valid}")
-        values = {k: h.default for k, h in self.hparams.items()}
-        for key, value in hp.items():
-            values[key] = self.hparams[key].coerce(value, self.name)
-        return values
+        return resolve_params(self.hparams, hp, self.name)
 
 
-def register_model(name, *, aliases=()):
+def unshared(obj):
+    """A copy of nested dicts, lists and tuples in which no two places share an object
+    (``copy.deepcopy`` would keep ``[par] * B`` as B references to one dict)."""
+    if isinstance(obj, dict):
+        return {k: unshared(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [unshared(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(unshared(v) for v in obj)
+    return copy.copy(obj) if hasattr(obj, "__dict__") else obj
+
+
+def register_model(name, *, aliases=(), recipe="sr", torch_names=None):
     """Decorator: register ``fn(**hyperparameters) -> dict`` under ``name``.
 
     Each hyperparameter must have a default, and a type annotation (int, float, bool or str)
     unless its default shows the type.
+
+    Args:
+        name: the model's name (case-insensitive).
+        aliases: other names for it.
+        recipe: the training recipe ``train.py`` uses for it.
+        torch_names: ``fn(**hyperparameters) -> {keras_weight_path: torch_key}``, for
+            converting PyTorch weights that do not pair with the model by order.
     """
 
     def wrap(fn):
-        hparams = {}
-        for p in inspect.signature(fn).parameters.values():
-            if p.default is p.empty:
-                raise TypeError(f"hyperparameter {p.name} of model {name} needs a default")
-            t = p.annotation if p.annotation is not p.empty else type(p.default)
-            if t not in (int, float, bool, str):
-                raise TypeError(f"hyperparameter {p.name} of model {name}: type {t} is not "
-                                "int, float, bool or str")
-            hparams[p.name] = Hyperparameter(p.name, t, p.default)
         key = name.lower()
-        if key in _MODELS or key in _ALIASES:
-            raise ValueError(f"model {name!r} is already registered")
-        _MODELS[key] = ModelDef(key, fn, hparams, inspect.getdoc(fn) or "")
+        mdef = ModelDef(key, fn, params_of(fn, f"model {name}"), inspect.getdoc(fn) or "",
+                        recipe, torch_names)
+        MODELS.register(key, mdef, aliases)
+        register_factory(key, mdef.make)
         for alias in aliases:
-            _ALIASES[alias.lower()] = key
+            register_factory(alias.lower(), mdef.make)
         return fn
 
     return wrap
 
 
-def _load_defs():
-    """Import ``model_defs`` (beside the package) so that its models register themselves."""
-    global _defs_loaded
-    if _defs_loaded:
-        return
-    _defs_loaded = True
-    try:
-        importlib.import_module("model_defs")
-    except ModuleNotFoundError as exc:
-        if exc.name != "model_defs":
-            raise
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        sys.path.append(root)
-        importlib.import_module("model_defs")
-
-
 def model_names():
-    _load_defs()
-    return sorted(_MODELS)
+    return MODELS.names()
 
 
 def has_model(name):
-    _load_defs()
-    key = str(name).lower()
-    return key in _MODELS or key in _ALIASES
+    return name is not None and str(name).lower() in MODELS
 
 
 def get_model_def(name):
-    _load_defs()
-    key = str(name).lower()
-    key = _ALIASES.get(key, key)
-    if key not in _MODELS:
-        from visionfw.graph.registry import suggest
-
-        hint = suggest(name, _MODELS)
-        raise HyperparameterError(f"unknown model {name!r}{hint}; valid models: "
-                                  f"{', '.join(sorted(_MODELS))} (or a .json dictionary path)")
-    return _MODELS[key]
+    return MODELS.get(name)
 
 
 def model_hparams(name):
@@ -206,4 +147,4 @@ def build_model(name_or_dict, compile=True, **hp):
 
 
 __all__ = ["register_model", "model_names", "model_hparams", "model_dict", "build_model",
-           "resolve_model", "has_model", "LinkError"]
+           "resolve_model", "has_model", "get_model_def", "MODELS", "LinkError"]

@@ -32,11 +32,12 @@ def configure_threads(intra_op=None, inter_op=None):
     _configured = True
 
 
-def import_tensorflow_quietly():
+def import_tensorflow_quietly(start=True):
     """Import TensorFlow with its start-up chatter (absl, CUDA probing) sent to /dev/null.
 
     Command-line tools call this first so that a user sees only our own output; errors that
-    happen later still reach stderr.
+    happen later still reach stderr. ``start=False`` only imports the module: the runtime
+    (thread pools, devices) is not started, so :func:`configure_threads` still applies.
     """
     import sys
 
@@ -55,7 +56,8 @@ def import_tensorflow_quietly():
         os.dup2(devnull, 2)
         import tensorflow as tf
 
-        tf.constant(0.0)  # device discovery also prints; do it now
+        if start:
+            tf.constant(0.0)  # device discovery also prints; do it now
     finally:
         os.dup2(saved, 2)
         os.close(saved)

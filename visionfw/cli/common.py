@@ -9,17 +9,9 @@ from visionfw.errors import HyperparameterError, VisionfwError
 
 def parse_params(pairs):
     """``('B=8', 'filters=32')`` -> ``{'B': '8', 'filters': '32'}`` (typed later by the model)."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise HyperparameterError(f"--param {pair!r} is not of the form NAME=VALUE, "
-                                      "e.g. --param B=8")
-        if key in out:
-            raise HyperparameterError(f"--param {key} is given twice")
-        out[key] = value
-    return out
+    from visionfw.params import parse_pairs
+
+    return parse_pairs(pairs, flag="--param")
 
 
 def model_options(fn):

@@ -1,4 +1,10 @@
-"""``test.py``: evaluate a model on benchmark datasets with the papers' protocol."""
+"""``test.py``: evaluate a model or a method on benchmark datasets with the papers' protocol.
+
+``test.py MODEL --weights FILE`` (or ``--weights FILE`` alone) runs one network, as the ``sr``
+method (or ``nonblind``, fed the true kernel, when the network takes one). ``test.py METHOD
+--weights ROLE=FILE ...`` runs a method of several networks given by role; ``--weights`` may
+also name a run folder of ``train.py``, whose recipe says which files play which role.
+"""
 import os
 import pathlib
 
@@ -45,10 +51,65 @@ def check_output_path(path, what):
                                   "writable")
 
 
+def parse_weights(values):
+    """``('sftmd=F', 'P')`` -> ``{'sftmd': 'F', 'model': 'P'}``; a run folder is expanded by
+    its recipe's roles."""
+    out = {}
+    for value in values:
+        role, sep, path = value.partition("=")
+        if not sep or os.path.exists(value):
+            role, path = "model", value
+        role = role.strip()
+        if not role or not path:
+            raise HyperparameterError(f"--weights {value!r}: expected FILE or ROLE=FILE")
+        if role in out:
+            raise HyperparameterError(f"--weights: role {role!r} is given twice")
+        if os.path.isdir(path):
+            for r, p in run_folder_roles(path, role).items():
+                if r in out:
+                    raise HyperparameterError(f"--weights: role {r!r} is given twice")
+                out[r] = p
+            continue
+        if not os.path.isfile(path):
+            raise CheckpointError(f"--weights {value}: no such file")
+        out[role] = path
+    return out
+
+
+def run_folder_roles(folder, role="model"):
+    """``{role: weights file}`` of a ``train.py`` run folder, as its recipe declares them."""
+    from visionfw.train.config import read_settings
+
+    saved = read_settings(folder)
+    if saved is None:
+        raise CheckpointError(f"--weights {folder}: a folder, but not a train.py run folder "
+                              "(no settings.json)")
+    from visionfw import runtime
+
+    runtime.import_tensorflow_quietly(start=False)
+    from visionfw.recipes.base import get_recipe
+
+    recipe = get_recipe(saved.get("recipe", {}).get("name") or "sr")
+    roles = dict(getattr(recipe, "test_weights", {"model": "best.weights.h5"}))
+    if list(roles) == ["model"] and role != "model":
+        roles = {role: roles["model"]}
+    out = {}
+    for r, name in roles.items():
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise CheckpointError(f"--weights {folder}: the run has no {name} yet (train it to "
+                                  "its first validation)")
+        out[r] = path
+    return out
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", required=False)
-@click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="Weights file (.weights.h5); alone, it also rebuilds the model.")
+@click.option("--weights", "weights", multiple=True,
+              help="Weights file (.weights.h5; alone, it also rebuilds the model), ROLE=FILE "
+                   "for a method's networks, or a train.py run folder; repeatable.")
+@click.option("--method-param", "method_params", multiple=True, metavar="NAME=VALUE",
+              help="Method parameter, repeatable (e.g. --method-param pca=FILE).")
 @click.option("--dataset", "datasets", multiple=True, required=True,
               help="Dataset folder, or a name under --data-root; repeatable.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
@@ -74,11 +135,16 @@ def check_output_path(path, what):
 @click.option("--self-ensemble", is_flag=True, help="Average over the 8 flips and rotations.")
 @click.option("--quiet", is_flag=True, help="No per-image progress lines.")
 @one_line_errors
-def main(model, weights, datasets, data_root, params, scale, degradation, seed, channel,
-         per_image, json_path, save_dir, grid, lr_dir, tile, tile_overlap, self_ensemble, quiet):
+def main(model, weights, method_params, datasets, data_root, params, scale, degradation, seed,
+         channel, per_image, json_path, save_dir, grid, lr_dir, tile, tile_overlap,
+         self_ensemble, quiet):
     """Evaluate MODEL (a registered name or .json dictionary; omit it to rebuild the model from
-    --weights) on each --dataset, printing PSNR/SSIM of the model and of bicubic."""
-    from visionfw.evaluate import evaluate, format_report, resolve_dataset, write_report
+    --weights) or METHOD (sr, nonblind, kernel-estimator, ...: its networks by role with
+    --weights ROLE=FILE) on each --dataset, printing PSNR/SSIM beside bicubic's."""
+    from visionfw.evaluate import (evaluate, format_report, make_method, resolve_dataset,
+                                   write_report)
+    from visionfw.methods.base import is_method
+    from visionfw.params import parse_pairs
 
     check_output_path(json_path, "--json")
     if grid and not save_dir:
@@ -87,13 +153,35 @@ def main(model, weights, datasets, data_root, params, scale, degradation, seed, 
         raise HyperparameterError(f"--tile-overlap {tile_overlap} must be smaller than "
                                   f"--tile {tile}")
     sets = [resolve_dataset(d, data_root) for d in datasets]
+    roles = parse_weights(weights)
+    options = parse_pairs(method_params, flag="--method-param")
+    method_name = model if model is not None and is_method(model) else None
+    if method_name is None and (set(roles) - {"model"}):
+        raise HyperparameterError(f"--weights names role(s) {sorted(set(roles) - {'model'})}; "
+                                  "roles belong to a METHOD, e.g. test.py nonblind --weights "
+                                  "model=FILE")
+    if method_name is None and options:
+        raise HyperparameterError("--method-param needs a METHOD, e.g. test.py "
+                                  "kernel-estimator --weights model=FILE --method-param pca=P")
     start_runtime()
-    net = load_for_test(model, weights, params, scale)
     log = None if quiet else (lambda line: click.echo(line, err=True))
-    report = evaluate(net, sets, scale=scale, degradation=degradation, seed=seed,
-                      channel=channel, tile=tile, tile_overlap=tile_overlap,
-                      self_ensemble=self_ensemble, save_dir=save_dir, grid=grid, lr_dir=lr_dir,
-                      model_name=model or pathlib.Path(weights).name, log=log)
+    common = dict(scale=scale, tile=tile, tile_overlap=tile_overlap,
+                  self_ensemble=self_ensemble)
+    if method_name is not None:
+        if not roles:
+            raise HyperparameterError(f"method {method_name} needs its networks: --weights "
+                                      "ROLE=FILE (or a train.py run folder)")
+        networks = {r: load_for_test(None, p, params, scale) for r, p in roles.items()}
+        runner = make_method(method_name, networks, **common, **options)
+        label = method_name
+    else:
+        net = load_for_test(model, roles.get("model"), params, scale)
+        from visionfw.evaluate import method_for
+
+        runner = method_for(net, **common)
+        label = model or pathlib.Path(roles["model"]).name
+    report = evaluate(runner, sets, degradation=degradation, seed=seed, channel=channel,
+                      save_dir=save_dir, grid=grid, lr_dir=lr_dir, model_name=label, log=log)
     click.echo(format_report(report, per_image=per_image))
     if json_path:
         write_report(report, json_path)

@@ -38,3 +38,34 @@ def list_models():
         hp = models.model_hparams(name)
         args = ", ".join(f"{h.name}: {h.type.__name__} = {h.default!r}" for h in hp.values())
         click.echo(f"{name}({args})")
+
+
+def _describe(cls):
+    paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+    first = paragraph.split(". ")[0].rstrip(".")
+    params = ", ".join(f"{p.name}: {p.type.__name__} = {p.default!r}"
+                       for p in getattr(cls, "params", ()))
+    return f"({params})" + (f"  {first}." if first else "")
+
+
+@click.command("recipes")
+def list_recipes():
+    """List training recipes (train.py --recipe) and their parameters (--recipe-param)."""
+    from visionfw import runtime
+
+    runtime.import_tensorflow_quietly(start=False)
+    from visionfw.recipes.base import RECIPES, recipe_names
+
+    for name in recipe_names():
+        click.echo(f"{name}{_describe(RECIPES.get(name))}")
+
+
+@click.command("methods")
+def list_methods():
+    """List test methods (test.py METHOD), their roles (--weights ROLE=FILE) and parameters."""
+    from visionfw.methods.base import METHODS, method_names
+
+    for name in method_names():
+        cls = METHODS.get(name)
+        roles = ", ".join(f"{r}=FILE" for r in cls.roles)
+        click.echo(f"{name} [{roles}]{_describe(cls)}")

@@ -35,14 +35,22 @@ class ModelOrCommand(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def _milestones(ctx, param, value):
-    if not value:
-        return []
-    try:
-        return [int(v) for v in value.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of steps, "
-                                 "e.g. 500,750") from None
+def _int_list(example):
+    """A click callback: ``'2,3,4'`` -> ``[2, 3, 4]`` of positive integers."""
+
+    def parse(ctx, param, value):
+        if not value:
+            return []
+        try:
+            values = [int(v) for v in value.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a comma-separated list of positive "
+                                     f"integers, e.g. {example}") from None
+        if any(v < 1 for v in values):
+            raise click.BadParameter(f"{value!r}: every entry must be positive")
+        return values
+
+    return parse
 
 
 def training_options(fn):
@@ -58,7 +66,7 @@ def training_options(fn):
                      help="Initial learning rate (Adam, beta2 0.99)."),
         click.option("--schedule", type=click.Choice(["multistep", "cosine", "constant"]),
                      default="cosine", show_default=True, help="Learning-rate schedule."),
-        click.option("--milestones", callback=_milestones, default="",
+        click.option("--milestones", callback=_int_list("500,750"), default="",
                      help="multistep: steps at which the rate is multiplied by --gamma "
                           "(default: 50%% and 75%% of --steps)."),
         click.option("--gamma", type=float, default=0.5, show_default=True,
@@ -85,7 +93,9 @@ def training_options(fn):
 CONFIG_KEYS = ("steps", "batch_size", "patch_size", "lr", "schedule", "milestones", "gamma",
                "loss", "seed", "degradation", "cache", "jit", "train_dirs", "val_dirs", "out",
                "strategy", "cpu_devices", "val_every", "save_every", "ema", "clip_norm",
-               "sampler", "sampler_bins")
+               "sampler", "sampler_bins", "recipe", "recipe_params", "scales", "unpaired_dirs",
+               "pair_dirs")
+
 
 
 @click.group(cls=ModelOrCommand, context_settings={"help_option_names": ["-h", "--help"]})
@@ -125,6 +135,19 @@ def main():
               show_default=True, help="How patches are drawn.")
 @click.option("--sampler-bins", type=int, default=10, show_default=True,
               help="psnr-gain: histogram bins.")
+@click.option("--recipe", default=None,
+              help="Training recipe (default: the one the model names; 'sr' for most).")
+@click.option("--recipe-param", "recipe_params", multiple=True, metavar="NAME=VALUE",
+              help="Recipe parameter, repeatable (e.g. --recipe-param steps_per_batch=7).")
+@click.option("--scales", callback=_int_list("2,3,4"), default="",
+              help="Several scales drawn per step, e.g. 2,3,4 (networks that take the scale "
+                   "as an input).")
+@click.option("--unpaired-dir", "unpaired_dirs", multiple=True,
+              help="Folder of images without ground truth: a second stream of patches "
+                   "(batch key real_lr), repeatable.")
+@click.option("--pair-dir", "pair_dirs", multiple=True,
+              help="Folder with LQ/ and HQ/ image pairs: a second stream (batch keys lq, hq), "
+                   "repeatable.")
 @click.pass_context
 @one_line_errors
 def train_command(ctx, model, params, scale, summary, save_dict, threads, resume, **options):
@@ -139,9 +162,12 @@ def train_command(ctx, model, params, scale, summary, save_dict, threads, resume
     from visionfw.train.config import TrainConfig
     from visionfw.train.run import train
 
+    from visionfw.params import parse_pairs
+
     values = {k: options[k] for k in CONFIG_KEYS}
-    values["train_dirs"] = list(values["train_dirs"])
-    values["val_dirs"] = list(values["val_dirs"])
+    for key in ("train_dirs", "val_dirs", "unpaired_dirs", "pair_dirs"):
+        values[key] = list(values[key])
+    values["recipe_params"] = parse_pairs(values["recipe_params"], flag="--recipe-param")
     config = TrainConfig(model=model, hparams=parse_params(params), scale=scale, **values)
     explicit = {k for k in CONFIG_KEYS
                 if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}

@@ -5,8 +5,8 @@
     from visionfw.data import ImageSet, PatchPipeline, embedded
     images = ImageSet.from_folders(["T91", "BSD200"])            # decoded once, in memory
     pipe = PatchPipeline(images, scale=4, patch_size=96, batch_size=16, seed=0)
-    for lr, hr in pipe.dataset(start_step=0, end_step=1000):     # float32 in [0, 1]
-        ...
+    for batch in pipe.dataset(start_step=0, end_step=1000):      # float32 in [0, 1]
+        batch["lr"], batch["hr"], batch["scale"]     # and the degradation's labels (kernel, ...)
 
 The batch of step ``s`` is a function of ``(seed, s)`` alone, so an interrupted run that
 resumes at step ``k`` sees the same patches as one that never stopped. Submodules:

@@ -26,25 +26,26 @@ import numpy as np
 
 from visionfw.degradation import DegradationError
 from visionfw.degradation.spec import parse_degradation, spec_literal
+from visionfw.registry import Registry
 
 GAUSSIAN8_RANGES = {2: (0.80, 1.60), 3: (1.35, 2.40), 4: (1.80, 3.20)}
 USRNET_NOISE = (0.0, 2.55, 7.65)
 ANISO_SIGMA = (0.2, 4.0)
 KERNEL_SIZE = 21
 
-_PROTOCOLS = {}
+_PROTOCOLS = Registry("protocol", error=DegradationError)
 
 
 def _protocol(name):
     def wrap(fn):
-        _PROTOCOLS[name] = fn
+        _PROTOCOLS.register(name, fn)
         return fn
     return wrap
 
 
 def protocol_names():
     """The named protocols, sorted."""
-    return sorted(_PROTOCOLS)
+    return _PROTOCOLS.names()
 
 
 def get_protocol(name_or_spec, scale, seed=0, kernels_path=None):
@@ -67,8 +68,8 @@ def get_protocol(name_or_spec, scale, seed=0, kernels_path=None):
     key = name_or_spec.strip()
     if key in _PROTOCOLS:
         if key == "usrnet12":
-            return _PROTOCOLS[key](scale, seed, kernels_path)
-        return _PROTOCOLS[key](scale, seed)
+            return _PROTOCOLS.get(key)(scale, seed, kernels_path)
+        return _PROTOCOLS.get(key)(scale, seed)
     try:
         deg = parse_degradation(key, base_seed=seed)
     except DegradationError as exc:

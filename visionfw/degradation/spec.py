@@ -26,8 +26,9 @@ import numpy as np
 
 from visionfw.degradation import DegradationError
 from visionfw.degradation import kernels as K
+from visionfw.registry import Registry, suggest
 
-_OPS = {}
+_OPS = Registry("degradation op", error=DegradationError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,17 +63,15 @@ def register_op(name, params, stage):
         stage: ``'blur'``, ``'down'`` or ``'other'``; a spec may hold one blur and one down op.
     """
     def wrap(cls):
-        if name in _OPS:
-            raise ValueError(f"degradation op {name!r} is registered twice")
         cls.op_name, cls.params, cls.stage = name, tuple(params), stage
-        _OPS[name] = cls
+        _OPS.register(name, cls)
         return cls
     return wrap
 
 
 def op_names():
     """Names of the registered ops, sorted."""
-    return sorted(_OPS)
+    return _OPS.names()
 
 
 def describe_ops():
@@ -80,7 +79,7 @@ def describe_ops():
     lines = []
     for name in op_names():
         args = ", ".join(f"{p.name}={_format_value(p.default)}" if p.default is not None else p.name
-                         for p in _OPS[name].params)
+                         for p in _OPS.get(name).params)
         lines.append(f"{name}({args})" if args else name)
     return lines
 
@@ -210,10 +209,10 @@ def _parse_op(text, spec):
         raise DegradationError(f"bad degradation spec {spec!r}: cannot read op {token!r}; "
                                f"expected name or name(args); valid ops: {', '.join(op_names())}")
     name, body = match.group(1), match.group(2)
-    cls = _OPS.get(name)
+    cls = _OPS.find(name)
     if cls is None:
-        raise DegradationError(f"unknown degradation op {name!r} in {spec!r}; "
-                               f"valid ops: {', '.join(op_names())}")
+        raise DegradationError(f"unknown degradation op {name!r} in {spec!r}"
+                               f"{suggest(name, op_names())}; valid ops: {', '.join(op_names())}")
     params = {p.name: p for p in cls.params}
     values = {}
     named = False
@@ -288,7 +287,7 @@ class Degradation:
                 raise DegradationError(f"a spec may hold only one {what}; got "
                                        f"{' + '.join(op.op_name for op in ops)}")
         if "down" not in stages:
-            ops = list(ops) + [_OPS["bicubic"]()]
+            ops = list(ops) + [_OPS.get("bicubic")()]
         if dtype not in ("float32", "float64"):
             raise DegradationError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.ops = tuple(ops)

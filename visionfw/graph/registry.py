@@ -1,25 +1,23 @@
 """One namespace for everything a ``_sub`` entry can name.
 
-A name resolves, in this order, to
-- a layer class: every class of ``keras.layers`` and visionfw's own layers
-  (:func:`register_layer`);
+A name resolves to
+- a layer class: every class of ``keras.layers`` and the layers registered with
+  :func:`register_layer`;
 - a block: a Python function of input tensors and keyword parameters, or a link dictionary
   (:func:`register_block`);
-- a registered model, used as a nested dictionary block whose ``_par`` are its hyperparameters.
+- a model factory: ``fn(**hyperparameters) -> dict`` registered here by the model registry
+  (:func:`register_factory`), used as a nested dictionary block whose ``_par`` are its
+  hyperparameters.
+
+This package imports only Keras and the errors module. Plugins (visionfw's own layers and
+blocks, the model definitions) are not imported from here: :mod:`visionfw.plugins` adds
+loaders to :data:`NAMESPACE` that import them the first time a name is missed.
 """
-import difflib
-import importlib
 import inspect
 from dataclasses import dataclass
 
 from visionfw.errors import LinkError
-
-_LAYERS = {}
-_BLOCKS = {}
-_loaded = False
-
-# Modules whose import registers visionfw's own layers and blocks.
-_BUILTIN_MODULES = ("visionfw.layers", "visionfw.blocks")
+from visionfw.registry import Registry, RegistryError, suggest  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -31,23 +29,18 @@ class Entry:
     target: object
 
 
-def _ensure_loaded():
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
+NAMESPACE = Registry("layer or block", list_valid=False)
+
+
+@NAMESPACE.add_loader
+def _keras_layers():
     import keras
 
     for attr in dir(keras.layers):
         obj = getattr(keras.layers, attr)
         if inspect.isclass(obj) and issubclass(obj, keras.layers.Layer) and attr != "InputLayer":
-            _LAYERS.setdefault(attr, obj)
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-    # Model definitions may register layers and blocks of their own.
-    from visionfw import models
-
-    models.model_names()
+            if not NAMESPACE.registered(attr):
+                NAMESPACE.register(attr, Entry(attr, "layer", obj))
 
 
 def register_layer(cls=None, *, name=None):
@@ -60,10 +53,8 @@ def register_layer(cls=None, *, name=None):
         import keras
 
         key = name or klass.__name__
-        if key in _BLOCKS:
-            raise ValueError(f"{key!r} is already registered as a block")
+        NAMESPACE.register(key, Entry(key, "layer", klass))
         keras.saving.register_keras_serializable(package="visionfw", name=key)(klass)
-        _LAYERS[key] = klass
         return klass
 
     return wrap(cls) if cls is not None else wrap
@@ -80,62 +71,39 @@ def register_block(target=None, *, name=None):
         if isinstance(obj, dict):
             key = name or obj.get("name")
             if not key:
-                raise ValueError("a dictionary block needs a name: register_block(d, name=...)")
+                raise RegistryError("a dictionary block needs a name: register_block(d, name=...)")
+            kind = "dict"
         elif callable(obj):
             key = name or obj.__name__
+            kind = "block"
         else:
-            raise TypeError(f"a block is a function or a link dictionary, not {type(obj).__name__}")
-        if key in _LAYERS:
-            raise ValueError(f"{key!r} is already registered as a layer")
-        _BLOCKS[key] = obj
+            raise RegistryError(f"a block is a function or a link dictionary, not "
+                                f"{type(obj).__name__}")
+        NAMESPACE.register(key, Entry(key, kind, obj))
         return obj
 
     return wrap(target) if target is not None else wrap
 
 
-def _model_entry(name):
-    from visionfw import models
-
-    if models.has_model(name):
-        return Entry(name, "model", name)
-    return None
+def register_factory(name, factory):
+    """Make ``factory(**hyperparameters) -> dict`` usable as a ``_sub`` name (registered models)."""
+    NAMESPACE.register(name, Entry(name, "model", factory))
 
 
 def resolve(name, family=None, index=None, link=None, path=()):
     """Look a ``_sub`` name up; an unknown name is a :class:`LinkError` with suggestions."""
-    _ensure_loaded()
-    if name in _LAYERS:
-        return Entry(name, "layer", _LAYERS[name])
-    if name in _BLOCKS:
-        target = _BLOCKS[name]
-        return Entry(name, "dict" if isinstance(target, dict) else "block", target)
-    entry = _model_entry(name)
-    if entry is not None:
-        return entry
-    hint = suggest(name, known_names())
-    raise LinkError(
-        f"unknown layer or block {name!r}{hint} (new ones are added with "
-        "visionfw.register_layer or visionfw.register_block)",
-        family, index, link, path,
-    )
+    entry = NAMESPACE.find(name)
+    if entry is None:
+        raise LinkError(
+            f"unknown layer or block {name!r}{suggest(name, known_names())} (new ones are "
+            "added with visionfw.register_layer or visionfw.register_block)",
+            family, index, link, path,
+        )
+    return entry
 
 
 def known_names():
-    from visionfw import models
-
-    _ensure_loaded()
-    return sorted(set(_LAYERS) | set(_BLOCKS) | set(models.model_names()))
-
-
-def suggest(name, candidates):
-    """``"; did you mean 'Conv2D'?"`` for a near miss (case-insensitive), else ``''``."""
-    lowered = {c.lower(): c for c in candidates}
-    key = str(name).lower()
-    close = [key] if key in lowered else difflib.get_close_matches(key, list(lowered), n=3,
-                                                                   cutoff=0.75)
-    if not close:
-        return ""
-    return "; did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
+    return NAMESPACE.names()
 
 
 # Keras layers that take a list of tensors, with the number they accept (None: two or more).

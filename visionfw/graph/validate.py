@@ -7,7 +7,7 @@ where shapes are known.
 import heapq
 from dataclasses import dataclass, field
 
-from visionfw.errors import LinkError
+from visionfw.errors import LinkError, VisionfwError
 from visionfw.graph import registry
 from visionfw.graph.schema import (
     DEFAULT_INPUT, FAMILY_DEFAULTS, RESERVED, SUFFIXES, is_node_id, split_key,
@@ -265,12 +265,9 @@ def _check_arity(step, path):
                                  f"valid: {allowed}", path)
     else:
         if entry.kind == "model":
-            from visionfw import models
-            from visionfw.errors import HyperparameterError
-
             try:
-                nested = models.model_dict(entry.target, **step.par)
-            except HyperparameterError as exc:
+                nested = entry.target(**step.par)
+            except VisionfwError as exc:
                 raise step.error(str(exc), path) from None
         else:
             nested = entry.target

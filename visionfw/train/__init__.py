@@ -1,8 +1,8 @@
-"""Training: recipes (what to train and how one step goes) and the trainer that runs them.
+"""Training: the trainer that runs any recipe, the run's settings, validation, distribution.
 
-A :class:`~visionfw.train.recipe.Recipe` declares its networks, their optimisers and a
-``train_step(batch)`` that returns a dict of losses; :class:`~visionfw.train.trainer.Trainer`
-owns everything else — the optimiser step, EMA, gradient clipping, NaN detection,
+A recipe (:mod:`visionfw.recipes`) owns its networks, optimisers and step; the
+:class:`~visionfw.train.trainer.Trainer` lends it services (``opt.minimize``: tape, replica
+scaling, all-reduce, clipping, NaN check, apply) and owns everything around the step — EMA,
 validation, progress, checkpoints and distribution. :func:`~visionfw.train.run.train` is what
 ``train.py MODEL`` calls. TensorFlow loads with the submodules, not with this package.
 """
@@ -17,11 +17,11 @@ class TrainError(VisionfwError, RuntimeError):
 from visionfw._lazy import lazy_exports  # noqa: E402
 
 _API = {
-    "Recipe": "recipe",
-    "Update": "recipe",
-    "SRRecipe": "recipe",
-    "register_recipe": "recipe",
-    "recipe_for": "recipe",
+    "Recipe": "visionfw.recipes.base",
+    "StepServices": "visionfw.recipes.base",
+    "register_recipe": "visionfw.recipes.base",
+    "get_recipe": "visionfw.recipes.base",
+    "SRRecipe": "visionfw.recipes.sr",
     "Trainer": "trainer",
     "TrainConfig": "config",
     "train": "run",

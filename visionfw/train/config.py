@@ -14,7 +14,8 @@ SAMPLERS = ("uniform", "psnr-gain")
 # Settings that define what a run computes: a resumed run must keep them.
 RUN_DEFINING = ("model", "hparams", "scale", "train_dirs", "batch_size", "patch_size", "lr",
                 "schedule", "milestones", "gamma", "loss", "seed", "ema", "clip_norm",
-                "sampler", "sampler_bins", "degradation", "steps")
+                "sampler", "sampler_bins", "degradation", "steps", "recipe", "recipe_params",
+                "scales", "unpaired_dirs", "pair_dirs")
 
 
 @dataclass
@@ -24,6 +25,12 @@ class TrainConfig:
 
     ``train_dirs`` empty means the photographs embedded in scikit-image; ``val_dirs`` empty
     means their held-out photographs (or none, with ``val_dirs=None`` and no embedded data).
+
+    ``recipe`` names the training recipe (default: the one the model names); ``recipe_params``
+    its parameters. ``scales``: several factors drawn per step (for networks that take the
+    scale as an input). ``unpaired_dirs``: folders of images without ground truth, a second
+    stream of patches under ``real_lr``; ``pair_dirs``: folders with ``LQ/`` and ``HQ/`` image
+    pairs, a second stream under ``lq`` and ``hq``.
     """
 
     model: str = "srresnet"
@@ -52,6 +59,11 @@ class TrainConfig:
     sampler_bins: int = 10
     degradation: str = "bicubic"
     cache: str = "memory"
+    recipe: str = None
+    recipe_params: dict = field(default_factory=dict)
+    scales: list = field(default_factory=list)
+    unpaired_dirs: list = field(default_factory=list)
+    pair_dirs: list = field(default_factory=list)
 
     def check(self):
         """Raise :class:`TrainError` for a value no run can use (before any work starts)."""
@@ -82,6 +94,11 @@ class TrainConfig:
                              "and runs with --strategy default only")
         if self.cpu_devices is not None and self.cpu_devices < 1:
             raise TrainError(f"--cpu-devices must be positive, got {self.cpu_devices}")
+        if any(int(s) < 1 for s in self.scales):
+            raise TrainError(f"--scales must be positive factors, got {self.scales}")
+        if self.unpaired_dirs and self.pair_dirs:
+            raise TrainError("give --unpaired-dir or --pair-dir, not both: a run has one "
+                             "second stream")
         if any(m < 1 for m in self.milestones):
             raise TrainError(f"--milestones must be positive steps, got {self.milestones}")
         return self

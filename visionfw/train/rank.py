@@ -41,7 +41,7 @@ def rank_datasets(base, datasets, eval_datasets, json_path=None, threads=None, a
     from visionfw.train.distribute import start
     from visionfw.data.images import load_images
     from visionfw.train.config import RUN_DEFINING, prepare_run_folder, read_settings, write_json
-    from visionfw.train.run import (build_trainer, image_folder, preflight,
+    from visionfw.train.run import (build_trainer, image_folder, preflight, resolve_recipe,
                                     resolve_model_and_scale)
     from visionfw.train.validate import ValidationSet
 
@@ -50,6 +50,7 @@ def rank_datasets(base, datasets, eval_datasets, json_path=None, threads=None, a
     base.check()
     model = resolve_model_and_scale(base)
     preflight(base)
+    resolve_recipe(base, model)
     taken = set()
     train_labels = [_label(d, taken) for d in datasets]
     taken = set()
@@ -107,9 +108,12 @@ def rank_datasets(base, datasets, eval_datasets, json_path=None, threads=None, a
                                  f"({result['stopped']}); run again to resume")
             if trainer.ema_vars:
                 trainer.swap_ema()
+        import tensorflow as tf
+
         predict = trainer._predict
         for i, val in enumerate(eval_sets):
-            psnr[i, j] = val.evaluate(lambda x: predict(x).numpy())["psnr"]
+            psnr[i, j] = val.evaluate(
+                lambda x: predict({k: tf.constant(v) for k, v in x.items()}).numpy())["psnr"]
     bicubic = np.array([v.bicubic_psnr for v in eval_sets])
     gain = psnr - bicubic[:, None]
     report = {

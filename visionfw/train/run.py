@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from visionfw.errors import VisionfwError
 from visionfw.train import TrainError
 from visionfw.train.config import (RUN_DEFINING, TrainConfig, prepare_run_folder, read_settings,
                                    write_json)
@@ -37,16 +38,51 @@ def resolve_model_and_scale(config):
     return d, name, hparams
 
 
+def recipe_name(config, model):
+    """The recipe of a run: ``--recipe``, else the one the model names (``register_model(...,
+    recipe=)`` or the dictionary's ``meta['recipe']``), else ``'sr'``."""
+    from visionfw import models
+
+    if config.recipe:
+        return config.recipe
+    d, name, _ = model
+    if name:
+        return models.get_model_def(name).recipe
+    return (d.get("meta") or {}).get("recipe", "sr")
+
+
+def resolve_recipe(config, model):
+    """The recipe class of the run, with ``config.recipe`` and ``config.recipe_params`` set to
+    its name and typed parameters (an unknown recipe or parameter is a one-line error)."""
+    from visionfw import runtime
+
+    runtime.import_tensorflow_quietly(start=False)     # recipes are TensorFlow code
+    from visionfw.recipes.base import get_recipe
+
+    cls = get_recipe(recipe_name(config, model))
+    config.recipe = cls.name
+    try:
+        config.recipe_params = cls.resolve_options(config.recipe_params or {})
+    except VisionfwError as exc:
+        raise TrainError(str(exc)) from None
+    return cls
+
+
 def preflight(config):
     """Checks that need the scale but not TensorFlow: settings, folders, the degradation."""
     config.check()
-    if config.patch_size % config.scale:
-        raise TrainError(f"--patch-size {config.patch_size} must be a multiple of --scale "
-                         f"{config.scale}")
-    for flag, folders in (("--train-dir", config.train_dirs), ("--val-dir", config.val_dirs)):
+    for s in config.scales or [config.scale]:
+        if config.patch_size % int(s):
+            raise TrainError(f"--patch-size {config.patch_size} must be a multiple of --scale "
+                             f"{s}")
+    for flag, folders in (("--train-dir", config.train_dirs), ("--val-dir", config.val_dirs),
+                          ("--unpaired-dir", config.unpaired_dirs),
+                          ("--pair-dir", config.pair_dirs)):
         for folder in folders:
             if not os.path.isdir(folder):
                 raise TrainError(f"{flag} {folder}: no such folder")
+    for folder in config.pair_dirs:
+        pair_folders(folder)
     from visionfw.degradation import get_protocol
 
     get_protocol(config.degradation, config.scale, seed=config.seed)
@@ -105,6 +141,33 @@ def load_training_images(config):
     return ImageSet.from_folders(folders, cache=config.cache), ", ".join(config.train_dirs)
 
 
+def pair_folders(folder):
+    """``(lq, hq)`` subfolders of a paired folder: ``LQ``/``HQ`` or ``LR``/``HR``."""
+    for lq, hq in (("LQ", "HQ"), ("LR", "HR"), ("lq", "hq"), ("lr", "hr")):
+        a, b = os.path.join(folder, lq), os.path.join(folder, hq)
+        if os.path.isdir(a) and os.path.isdir(b):
+            return a, b
+    raise TrainError(f"--pair-dir {folder}: expected subfolders LQ/ and HQ/ (or LR/ and HR/) "
+                     "holding images of the same names")
+
+
+def second_stream(config):
+    """The run's second stream of patches, or ``None``."""
+    from visionfw.data.images import ImageSet
+    from visionfw.data.pipeline import PairedPatches, UnpairedPatches
+
+    if config.unpaired_dirs:
+        images = ImageSet.from_folders([image_folder(p) for p in config.unpaired_dirs],
+                                       cache=config.cache)
+        return UnpairedPatches(images, config.patch_size // config.scale, config.seed)
+    if config.pair_dirs:
+        pairs = [pair_folders(p) for p in config.pair_dirs]
+        lq = ImageSet.from_folders([a for a, _ in pairs], cache=config.cache)
+        hq = ImageSet.from_folders([b for _, b in pairs], cache=config.cache)
+        return PairedPatches(lq, hq, config.scale, config.patch_size, config.seed)
+    return None
+
+
 def load_validation_images(config):
     from visionfw.data import embedded
     from visionfw.data.images import load_images
@@ -122,24 +185,25 @@ def build_trainer(config, model, log=None, progress=True, validation=True, strat
     """
     from visionfw.data.pipeline import PatchPipeline
     from visionfw.train.distribute import make_strategy
-    from visionfw.train.recipe import recipe_for
     from visionfw.train.schedule import make_schedule
     from visionfw.train.trainer import Trainer
     from visionfw.train.validate import ValidationSet
 
     d, name, hparams = model
+    recipe_cls = resolve_recipe(config, model)
     if strategy is None:
         strategy = make_strategy(config.strategy, config.cpu_devices)
     images, _ = load_training_images(config)
-    pipeline = PatchPipeline(images, config.scale, config.patch_size, config.batch_size,
-                             config.degradation, config.seed)
+    scales = [int(s) for s in config.scales] or config.scale
+    pipeline = PatchPipeline(images, scales, config.patch_size, config.batch_size,
+                             config.degradation, config.seed, extra=second_stream(config))
     val = None
     if validation:
         val_images, _ = load_validation_images(config)
         val = ValidationSet(val_images, config.scale, config.degradation, config.seed)
     schedule = make_schedule(config.schedule, config.lr, config.steps, config.milestones,
                              config.gamma)
-    recipe = recipe_for(name)(config, d, name, hparams, schedule)
+    recipe = recipe_cls(config, d, name, hparams, schedule, config.recipe_params)
     return Trainer(recipe, pipeline, config.steps, run_dir=config.out, strategy=strategy,
                    seed=config.seed, validation=val, val_every=config.val_every,
                    save_every=config.save_every, ema=config.ema, clip_norm=config.clip_norm,
@@ -171,6 +235,7 @@ def train(config, argv=None, resume=False, explicit=(), log=None, progress=True,
     config.check()
     model = resolve_model_and_scale(config)
     preflight(config)
+    resolve_recipe(config, model)
     if not config.out:
         config.out = default_out(config, model[1])
     prepare_run_folder(config.out, resume)
@@ -205,6 +270,7 @@ def _write_settings(config, model, argv, resume):
     record = previous or {"created": now, "argv": list(argv or sys.argv)}
     record["settings"] = config.to_dict()
     record["model"] = {"name": model[1], "hparams": model[2]}
+    record["recipe"] = {"name": config.recipe, "params": config.recipe_params}
     record["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__}
     if resume:
         record.setdefault("resumed", []).append({"at": now, "argv": list(argv or sys.argv)})

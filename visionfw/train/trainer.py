@@ -1,12 +1,15 @@
-"""The trainer: runs any recipe, and owns everything recipes share.
+"""The trainer: runs any recipe, and owns everything around its step.
 
-What the trainer does, in one place, for every recipe:
+The recipe owns its step (:mod:`visionfw.recipes.base`): ``recipe.train_step(batch, opt)``
+calls ``opt.minimize(...)`` once per update it wants. What the trainer does, in one place,
+for every recipe:
 
-- the optimiser step: gradients of each :class:`~visionfw.train.recipe.Update`'s loss,
-  summed over replicas, optionally clipped to a global norm, applied by its optimiser;
+- the services of ``opt``: each ``minimize`` call's gradient tape, replica scaling,
+  all-reduce, clipping to a global norm and apply; the step counter, the checkpointed RNG;
+  one traced step function per phase of the recipe's ``period`` (``opt.every(n)``);
 - BatchNorm statistics averaged over replicas after each step, so replicas stay identical;
-- an optional exponential moving average (EMA) of the weights, used for validation and for
-  the saved weights;
+- an optional exponential moving average (EMA) of the weights of the networks the recipe
+  names in ``ema``, used for validation and for the saved weights;
 - NaN detection: a step whose loss or gradients are not finite stops the run without
   saving, so the last good checkpoint stays the latest; the error names the step;
 - validation every N steps (PSNR/SSIM against bicubic, ``val.csv``, TensorBoard,
@@ -60,7 +63,7 @@ class Trainer:
     """Trains a recipe on a patch pipeline.
 
     Args:
-        recipe: the :class:`~visionfw.train.recipe.Recipe` (not built yet).
+        recipe: the :class:`~visionfw.recipes.base.Recipe` (not built yet).
         pipeline: the :class:`~visionfw.data.pipeline.PatchPipeline`.
         steps: the run's total number of steps.
         run_dir: the run folder (checkpoints, weights, logs, ``val.csv``); ``None`` keeps
@@ -103,18 +106,20 @@ class Trainer:
 
         import keras
 
+        from visionfw.recipes.base import trainable
+
         keras.utils.set_random_seed(seed)     # the same seed gives the same initial weights
         with self.strategy.scope():
             recipe.want_gains = sampler == "psnr-gain"
             recipe.build()
-            self.updates = recipe.updates()
+            self._check_recipe()
             self._build_optimizers()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.best_psnr = tf.Variable(-1.0, dtype=tf.float64, trainable=False,
                                          name="best_psnr")
             self.rng = tf.random.Generator.from_seed(seed)
-            self.ema_targets = list({id(v): v for u in self.updates
-                                     for v in u.variables()}.values())
+            ema_nets = [recipe.networks[n] for n in recipe.ema if n in recipe.networks]
+            self.ema_targets = trainable(ema_nets)
             self.ema_vars = []
             if ema:
                 self.ema_vars = [tf.Variable(tf.convert_to_tensor(v), trainable=False,
@@ -140,15 +145,31 @@ class Trainer:
 
     # ------------------------------------------------------------------ construction
 
+    def _check_recipe(self):
+        recipe = self.recipe
+        if recipe.main not in recipe.networks:
+            raise TrainError(f"recipe {recipe.name}: main network {recipe.main!r} is not one of "
+                             f"its networks {sorted(recipe.networks)}")
+        unknown = [n for n in recipe.ema if n not in recipe.networks]
+        if unknown:
+            raise TrainError(f"recipe {recipe.name}: ema names {unknown}, which are not among "
+                             f"its networks {sorted(recipe.networks)}")
+        if int(recipe.period) < 1:
+            raise TrainError(f"recipe {recipe.name}: period must be a positive integer")
+        have = set(self.pipeline.keys()) if hasattr(self.pipeline, "keys") else None
+        if have is not None:
+            missing = [k for k in recipe.needs if k not in have]
+            if missing:
+                raise TrainError(
+                    f"recipe {recipe.name} needs batch key(s) {missing}, which this pipeline "
+                    f"does not make (it makes {', '.join(sorted(have))}); a kernel comes from a "
+                    "blur in --degradation, e.g. 'gaussian(sigma=0.2~4)+bicubic'")
+
     def _build_optimizers(self):
-        seen = {}
-        for u in self.updates:
-            if u.optimizer not in self.recipe.optimizers:
-                raise TrainError(f"recipe {self.recipe.name}: update of {u.loss!r} names "
-                                 f"optimizer {u.optimizer!r}, which it does not define")
-            seen.setdefault(u.optimizer, []).extend(u.variables())
-        for name, variables in seen.items():
-            self.recipe.optimizers[name].build(variables)
+        from visionfw.recipes.base import trainable
+
+        for name, opt in self.recipe.optimizers.items():
+            opt.build(trainable(self.recipe.networks_of(name)))
 
     def _make_checkpoint(self):
         objects = {"step": self.step, "best_psnr": self.best_psnr, "rng": self.rng}
@@ -163,44 +184,29 @@ class Trainer:
         return tf.train.Checkpoint(**objects)
 
     def _make_train_step(self):
-        strategy, updates, recipe = self.strategy, self.updates, self.recipe
+        """``step(batch)`` (or ``step()`` with the sampler) -> ``(losses, finite)``: one traced
+        function per phase of the recipe's ``period``, picked by the step counter."""
+        from visionfw.recipes.base import StepServices
+
+        strategy, recipe = self.strategy, self.recipe
         replicas = strategy.num_replicas_in_sync
-        clip = self.clip_norm
 
-        def forward_backward(batch):
-            with tf.GradientTape(persistent=len(updates) > 1) as tape:
-                out = recipe.train_step(batch)
-                scaled = [out[u.loss] / replicas for u in updates]
-            grads = [tape.gradient(s, u.variables()) for s, u in zip(scaled, updates)]
-            return out, grads
-
-        if self.jit:
-            forward_backward = tf.function(forward_backward, jit_compile=True, autograph=False)
-
-        def replica_step(batch):
-            out, grads = forward_backward(batch)
-            ctx = tf.distribute.get_replica_context()
-            squares = tf.constant(0.0)
-            for u, g in zip(updates, grads):
-                if clip:
-                    # Clip the gradient of the whole batch: sum over replicas first. Keras
-                    # sums what it is given once more, so hand it one replica's share.
-                    g = ctx.all_reduce(tf.distribute.ReduceOp.SUM, g)
-                    g, norm = tf.clip_by_global_norm(g, clip)
-                    squares += tf.square(norm) / replicas
-                    g = [x / replicas for x in g]
-                else:
-                    squares += tf.square(tf.linalg.global_norm(g))
-                recipe.optimizers[u.optimizer].apply(g, u.variables())
+        def replica_step(batch, phase):
+            opt = StepServices(recipe, self.step, self.rng, phase, replicas, self.clip_norm,
+                               self.jit)
+            out = dict(recipe.train_step(batch, opt))
+            if opt.updates == 0:
+                raise TrainError(f"recipe {recipe.name}: train_step made no update at phase "
+                                 f"{phase} (call opt.minimize)")
             if replicas > 1:
+                ctx = tf.distribute.get_replica_context()
                 for v in recipe.synced_variables():
                     v.assign(ctx.all_reduce(tf.distribute.ReduceOp.MEAN, _read(v)))
-            out = dict(out)
-            out["_squares"] = squares
+            out["_squares"] = opt.squares
             return out
 
-        def core(batch):
-            per_replica = strategy.run(replica_step, args=(batch,))
+        def core(batch, phase):
+            per_replica = strategy.run(replica_step, args=(batch, phase))
             gains = per_replica.pop("gain", None)
             squares = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica.pop("_squares"),
                                       axis=None)
@@ -217,26 +223,39 @@ class Trainer:
             self.step.assign_add(1)
             return losses, finite, gains
 
+        # No autograph: a step has no tensor-dependent Python control flow (schedules are
+        # resolved per phase in Python), and converting Keras' internals costs seconds.
         if self.sampler is None:
-            # No autograph: the step has no tensor-dependent Python control flow, and
-            # converting Keras' internals costs seconds of start-up.
-            @tf.function(autograph=False)
-            def train_step(batch):
-                losses, finite, _ = core(batch)
-                return losses, finite
-            return train_step
+            def make(phase):
+                @tf.function(autograph=False)
+                def train_step(batch):
+                    losses, finite, _ = core(batch, phase)
+                    return losses, finite
+                return train_step
+        else:
+            sampler, pipeline = self.sampler, self.pipeline
 
-        sampler, pipeline = self.sampler, self.pipeline
+            def make(phase):
+                @tf.function(autograph=False)
+                def train_step():
+                    ids = sampler.draw(self.step)
+                    batch = pipeline.batch_from_positions(tf.gather(sampler.positions, ids),
+                                                          self.step)
+                    losses, finite, gains = core(batch, phase)
+                    sampler.update(ids, gains)
+                    return losses, finite
+                return train_step
 
-        @tf.function(autograph=False)
-        def sampled_step():
-            ids = sampler.draw(self.step)
-            batch = pipeline.batch_from_positions(tf.gather(sampler.positions, ids), self.step)
-            losses, finite, gains = core(batch)
-            sampler.update(ids, gains)
-            return losses, finite
+        period = int(recipe.period)
+        functions = {}
 
-        return sampled_step
+        def dispatch(*batch):
+            phase = int(self.step.numpy()) % period
+            if phase not in functions:
+                functions[phase] = make(phase)
+            return functions[phase](*batch)
+
+        return dispatch
 
     # ------------------------------------------------------------------ state
 
@@ -298,7 +317,8 @@ class Trainer:
         if self.ema_vars:
             self.swap_ema()
         try:
-            return self.validation.evaluate(lambda x: self._predict(tf.constant(x)).numpy())
+            return self.validation.evaluate(
+                lambda inputs: self._predict({k: tf.constant(v) for k, v in inputs.items()}).numpy())
         finally:
             if self.ema_vars:
                 self.swap_ema()

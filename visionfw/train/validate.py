@@ -10,16 +10,30 @@ image's name as its seed (for ``bicubic``: MATLAB's ``imresize``, kept in float)
 import numpy as np
 
 
-def make_lr(hr, scale, degradation="bicubic", seed=0, name="image"):
-    """``(hr_cropped, lr)``: the ground truth cropped as the protocol wants and its float LR."""
+def make_lr(hr, scale, degradation="bicubic", seed=0, name="image", with_labels=False):
+    """``(hr_cropped, lr)``: the ground truth cropped as the protocol wants and its float LR;
+    with ``with_labels``, ``(hr_cropped, lr, labels)`` with the degradation's labels (the
+    kernel, the noise level on the 0-255 scale, ...)."""
     from visionfw.degradation import get_protocol, hr_multiple
 
     multiple = hr_multiple(degradation, scale)
     h, w = hr.shape[:2]
     hr = hr[: h - h % multiple, : w - w % multiple]
     _, deg = get_protocol(degradation, scale, seed=seed)[0]
-    lr = np.asarray(deg(hr.astype(np.float32) / 255.0, scale, seed=str(name)), np.float32)
-    return hr, lr
+    lr, labels = deg.degrade(hr.astype(np.float32) / 255.0, scale, seed=str(name))
+    lr = np.asarray(lr, np.float32)
+    if not with_labels:
+        return hr, lr
+    return hr, lr, batch_labels(labels, scale)
+
+
+def batch_labels(labels, scale):
+    """The labels a training batch carries for one image: float32 arrays, ``noise_sigma`` 0
+    without a noise op, and the scale."""
+    out = {k: np.asarray(v, np.float32) for k, v in labels.items()}
+    out.setdefault("noise_sigma", np.float32(0.0))
+    out["scale"] = np.float32(scale)
+    return out
 
 
 class ValidationSet:
@@ -39,11 +53,11 @@ class ValidationSet:
         self.scale = int(scale)
         self.items = []
         for name, image in images:
-            hr, lr = make_lr(image, scale, degradation, seed, name)
+            hr, lr, labels = make_lr(image, scale, degradation, seed, name, with_labels=True)
             bicubic = np.clip(np.asarray(imresize(lr, scale=float(scale)), np.float32), 0, 1)
             p, s = evaluate_pair(bicubic, hr, scale)
-            self.items.append({"name": name, "hr": hr, "lr": lr, "bicubic_psnr": p,
-                               "bicubic_ssim": s})
+            self.items.append({"name": name, "hr": hr, "lr": lr, "labels": labels,
+                               "bicubic_psnr": p, "bicubic_ssim": s})
         self.bicubic_psnr = float(np.mean([i["bicubic_psnr"] for i in self.items]))
         self.bicubic_ssim = float(np.mean([i["bicubic_ssim"] for i in self.items]))
 
@@ -51,7 +65,8 @@ class ValidationSet:
         return len(self.items)
 
     def evaluate(self, predict):
-        """Scores of ``predict`` (float32 NHWC [0, 1] -> same) on every image.
+        """Scores of ``predict`` on every image. ``predict`` takes a dict of batches of one
+        (``lr`` float32 NHWC in [0, 1], and the labels) and returns the SR batch.
 
         Returns ``{"psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "images": [...]}``.
         """
@@ -59,7 +74,9 @@ class ValidationSet:
 
         rows = []
         for item in self.items:
-            sr = np.asarray(predict(item["lr"][None]))[0]
+            inputs = {"lr": item["lr"][None]}
+            inputs.update({k: np.asarray(v)[None] for k, v in item["labels"].items()})
+            sr = np.asarray(predict(inputs))[0]
             p, s = evaluate_pair(np.clip(sr, 0.0, 1.0), item["hr"], self.scale)
             rows.append({"name": item["name"], "psnr": p, "ssim": s,
                          "bicubic_psnr": item["bicubic_psnr"],

@@ -1,0 +1,183 @@
+"""Evaluation as the papers do it: LR made from the ground truth, a method run, PSNR/SSIM by
+:mod:`visionfw.metrics`, bicubic beside it, one report per dataset and degradation.
+
+The pieces: :mod:`.datasets` (ground truth and given LR images), the methods that are run
+(:mod:`visionfw.methods`: the plain SR network, a kernel-conditioned one fed the true kernel, a
+kernel estimator), :mod:`.report` (tables and JSON) and :mod:`.pictures`.
+
+The report is a dict that :func:`write_report` stores as JSON::
+
+    {"protocol": {...},
+     "results": [{"dataset", "variant", "degradation", "model", "scale", "psnr", "ssim",
+                  "bicubic_psnr", "bicubic_ssim", "seconds",
+                  "images": [{"name", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim"}]}]}
+
+A kernel method's results hold ``kernel_psnr`` (dB) instead of the image scores.
+"""
+import time
+
+import numpy as np
+
+from visionfw.color import rgb_to_ycbcr_full, ycbcr_full_to_rgb  # noqa: F401
+from visionfw.evaluate.datasets import (Dataset, EvaluationError, crop_to_multiple,  # noqa: F401
+                                        given_lr, resolve_dataset)
+from visionfw.evaluate.pictures import comparison_grid, save_outputs  # noqa: F401
+from visionfw.evaluate.report import format_report, write_report  # noqa: F401
+from visionfw.errors import VisionfwError
+
+
+def method_for(model, scale=None, tile=None, tile_overlap=16, self_ensemble=False):
+    """The method that runs a single network: ``nonblind`` when it takes a kernel, noise level
+    or scale beside the image, else ``sr``."""
+    from visionfw.conditioning import is_conditioned
+    from visionfw.methods.base import get_method
+
+    name = "nonblind" if is_conditioned(model) else "sr"
+    return make_method(name, {"model": model}, scale, tile, tile_overlap, self_ensemble)
+
+
+def make_method(name, networks, scale=None, tile=None, tile_overlap=16, self_ensemble=False,
+                **options):
+    """Method ``name`` on ``networks`` (``{role: model}``); errors become EvaluationError."""
+    from visionfw.methods.base import get_method
+
+    try:
+        return get_method(name)(networks, scale=scale, tile=tile, tile_overlap=tile_overlap,
+                                self_ensemble=self_ensemble, **options)
+    except VisionfwError as exc:
+        raise EvaluationError(str(exc)) from None
+
+
+def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel="y",
+             tile=None, tile_overlap=16, self_ensemble=False, save_dir=None, grid=False,
+             lr_dir=None, model_name=None, log=None):
+    """Evaluate ``model`` on ``datasets`` and return the report dict (see the module docstring).
+
+    Args:
+        model: a ``keras.Model`` (run by :func:`method_for`) or a method of
+            :mod:`visionfw.methods` (its tiling and self-ensemble options are its own).
+        datasets: :class:`Dataset` objects.
+        scale: the factor (default: the model's own).
+        degradation: a protocol name (``bicubic``, ``gaussian8``, ...) or a degradation spec.
+        seed: protocol seed; with the image name it fixes every random degradation.
+        channel: ``'y'`` (the papers) or ``'rgb'``.
+        tile, tile_overlap: run the model tile by tile (input pixels).
+        self_ensemble: average over the 8 flips and turns.
+        save_dir: write SR images (and with ``grid`` a comparison picture) there.
+        lr_dir: take LR images from this folder (same names as the ground truth) instead of
+            making them.
+        model_name: the name in the report (default: the model's).
+        log: a function that receives one line per image, for progress.
+    """
+    from visionfw.degradation import get_protocol, hr_multiple
+    from visionfw.metrics import PROTOCOL, protocol_description
+    from visionfw.methods.base import Method
+
+    if isinstance(model, Method):
+        method = model
+        name = model_name or method.name
+    else:
+        method = method_for(model, scale, tile, tile_overlap, self_ensemble)
+        name = model_name or model.name
+    scale = method.scale
+    if lr_dir is not None:
+        if method.labels:
+            raise EvaluationError(f"method {method.name} needs the true {method.labels[0]} of "
+                                  "each LR image; LR images given with --lr-dir carry none")
+        variants = [("given", None)]
+        multiple = scale
+    else:
+        variants = get_protocol(degradation, scale, seed=seed)
+        multiple = hr_multiple(degradation, scale)
+    protocol = dict(PROTOCOL)
+    protocol.update({"description": protocol_description(channel, scale), "channel": channel,
+                     "degradation": "given LR images" if lr_dir else degradation, "seed": seed,
+                     "self_ensemble": bool(method.ensemble), "tile": method.tile,
+                     "tile_overlap": method.tile_overlap if method.tile else None})
+    protocol.update(method.protocol())
+    if method.shrink:
+        margin = method.shrink // 2
+        protocol["model_margin"] = margin
+        protocol["description"] += (f"; the model's output covers the centre only, so model and "
+                                    f"bicubic are scored {margin} px further in")
+    if method.kind == "kernel":
+        protocol["description"] = ("kernel PSNR (dB, peak 1) of the estimated kernel against "
+                                   "the true one, aligned on their centres")
+    results = []
+    for dataset in datasets:
+        for variant, deg in variants:
+            start = time.perf_counter()
+            rows = [_one_image(method, dataset, image_name, load, deg, variant, variants,
+                               lr_dir, multiple, scale, channel, save_dir, grid, log)
+                    for image_name, load in dataset.items]
+            result = {"dataset": dataset.name, "variant": variant,
+                      "degradation": "given LR images" if deg is None else str(deg),
+                      "model": name, "scale": scale}
+            keys = (("kernel_psnr",) if method.kind == "kernel"
+                    else ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"))
+            result.update({k: _mean(rows, k) for k in keys})
+            result.update({"seconds": round(time.perf_counter() - start, 3), "images": rows})
+            results.append(result)
+    return {"protocol": protocol, "results": results}
+
+
+def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir, multiple,
+               scale, channel, save_dir, grid, log):
+    """Make the LR of one image, run the method, score it; the report row."""
+    from visionfw.metrics import evaluate_pair
+    from visionfw.resize import imresize
+
+    hr, is_gray = load()
+    hr = crop_to_multiple(hr, multiple)
+    labels = {}
+    if deg is None:
+        lr = given_lr(lr_dir, image_name, hr.shape, scale)
+    else:
+        # one float copy of the ground truth, freed as soon as the LR exists
+        lr, labels = deg.degrade(np.multiply(hr, 1 / 255.0, dtype=np.float32), scale,
+                                 seed=image_name)
+        lr = np.asarray(lr, np.float32)
+        labels = {k: np.asarray(v) for k, v in labels.items()}
+    if method.kind == "kernel":
+        if "kernel" not in labels:
+            raise EvaluationError(f"{dataset.name}/{image_name}: the degradation {deg} has no "
+                                  "blur kernel to score an estimate against")
+        from visionfw.degradation import kernel_psnr
+
+        estimate = method(lr, None, labels)["kernel"]
+        kp = kernel_psnr(estimate, labels["kernel"])
+        if save_dir is not None:
+            from visionfw.evaluate.pictures import save_kernels
+
+            save_kernels(save_dir, dataset.name, variant if len(variants) > 1 else None,
+                         image_name, estimate, labels["kernel"])
+        if log:
+            log(f"{dataset.name} {variant} {image_name}: kernel PSNR {kp:.2f} dB")
+        return {"name": image_name, "kernel_psnr": kp}
+    bic = np.array(imresize(lr, scale), np.float32)
+    np.clip(bic, 0, 1, out=bic)
+    if bic.shape[:2] != hr.shape[:2]:
+        raise EvaluationError(f"{dataset.name}/{image_name}: LR of {lr.shape[1]}x{lr.shape[0]} "
+                              f"does not up-scale to the ground truth's {hr.shape[1]}x"
+                              f"{hr.shape[0]}")
+    scored, sr_rgb = method(lr, bic, labels)["sr"]
+    if not scored.flags.writeable:
+        scored = np.array(scored)
+    np.clip(scored, 0, 1, out=scored)  # as im2uint8 does; untrained nets overshoot
+    hr_in, bic_in = method.crop(hr), method.crop(bic)
+    if scored.shape[:2] != hr_in.shape[:2]:
+        raise EvaluationError(f"{dataset.name}/{image_name}: model output {scored.shape} does "
+                              f"not match ground truth {hr_in.shape}")
+    sr_for_metric = method.crop(sr_rgb) if (is_gray and method.color == "y") else scored
+    p, s = evaluate_pair(sr_for_metric, hr_in, scale, hr_is_gray=is_gray, channel=channel)
+    bp, bs = evaluate_pair(bic_in, hr_in, scale, hr_is_gray=is_gray, channel=channel)
+    if save_dir is not None:
+        save_outputs(save_dir, dataset.name, variant if len(variants) > 1 else None,
+                     image_name, lr, bic, sr_rgb, hr, scale, grid)
+    if log:
+        log(f"{dataset.name} {variant} {image_name}: {p:.2f} dB (bicubic {bp:.2f})")
+    return {"name": image_name, "psnr": p, "ssim": s, "bicubic_psnr": bp, "bicubic_ssim": bs}
+
+
+def _mean(rows, key):
+    return float(np.mean([r[key] for r in rows]))

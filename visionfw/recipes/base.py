@@ -1,0 +1,235 @@
+"""What a recipe is, and the services the trainer lends it for one step.
+
+A recipe owns its networks, its optimisers and its step. The trainer never learns how many
+networks there are: it calls ``recipe.train_step(batch, opt)`` once per batch and ``opt``
+(a :class:`StepServices`) does the rest on request::
+
+    @register_recipe("gan-sketch")
+    class Sketch(Recipe):
+        period = 2                                  # the schedule repeats every 2 steps
+        ema = ("generator",)                        # no EMA of the discriminator
+        main = "generator"                          # saved and scored by validation
+
+        def build(self):
+            self.networks = {"generator": ..., "discriminator": ...}
+            self.optimizers = {"generator": self.adam(), "discriminator": self.adam()}
+
+        def train_step(self, batch, opt):
+            g = lambda: ...                         # a scalar loss, computed in here
+            loss = opt.minimize("generator", g)
+            if opt.every(2):                        # every second step
+                opt.minimize("discriminator", lambda: ...)
+            return {"loss": loss}
+
+Each :meth:`StepServices.minimize` call is one update: gradient tape, replica scaling,
+all-reduce, clipping, the NaN check and the optimiser's apply. ``opt.every(n)`` is a Python
+bool (the trainer traces one step function per phase of ``period``), so a schedule costs no
+conditional in the graph. ``opt.step`` is the step counter, ``opt.rng`` the checkpointed
+random generator, ``opt.learning_rate(name)`` an optimiser's current rate.
+"""
+import keras
+import tensorflow as tf
+
+from visionfw.params import Hyperparameter, resolve_params  # noqa: F401  (for recipes)
+from visionfw.registry import Registry
+from visionfw.train import TrainError
+
+def _load_recipes():
+    from visionfw import plugins
+
+    plugins.load_recipes()
+
+
+RECIPES = Registry("recipe", error=TrainError, fold_case=True)
+RECIPES.add_loader(_load_recipes)
+register_recipe = RECIPES.class_decorator   # @register_recipe("name"): register a Recipe
+get_recipe = RECIPES.get                    # an unknown name is a one-line TrainError
+recipe_names = RECIPES.names
+
+
+class Recipe:
+    """Base class of the training recipes.
+
+    Class attributes a recipe may set:
+
+    - ``params``: a tuple of :class:`~visionfw.params.Hyperparameter`, the recipe's typed
+      parameters (``--recipe-param K=V``); their values are in ``self.options``.
+    - ``main``: the network saved as ``best.weights.h5`` and scored by validation.
+    - ``ema``: the networks whose weights get an EMA when ``--ema`` is on.
+    - ``period``: the update schedule repeats every ``period`` steps (see ``opt.every``).
+    - ``needs``: batch keys the recipe reads beyond ``lr`` and ``hr`` (``'kernel'``,
+      ``'real_lr'``, ...), checked against the pipeline before training starts.
+
+    Args:
+        config: the run's :class:`~visionfw.train.config.TrainConfig`.
+        model_dict: the main network's link dictionary (resolved from ``config.model``).
+        model_name, hparams: the registered model name and its resolved hyperparameters.
+        schedule: the learning rate or Keras schedule the optimisers use.
+        options: the recipe parameters (strings from the command line are typed here).
+    """
+
+    name = None
+    params = ()
+    main = "model"
+    ema = ("model",)
+    period = 1
+    needs = ()
+
+    def __init__(self, config, model_dict, model_name=None, hparams=None, schedule=1e-4,
+                 options=None):
+        self.config = config
+        self.model_dict = model_dict
+        self.model_name = model_name
+        self.hparams = dict(hparams or {})
+        self.schedule = schedule
+        self.options = self.resolve_options(options or {})
+        self.networks = {}
+        self.optimizers = {}
+        self.want_gains = False
+
+    @classmethod
+    def declared_params(cls):
+        return {p.name: p for p in cls.params}
+
+    @classmethod
+    def resolve_options(cls, given):
+        """The recipe's parameters: defaults updated by ``given``, typed and checked."""
+        return resolve_params(cls.declared_params(), dict(given), f"recipe {cls.name}",
+                              flag="--recipe-param")
+
+    def adam(self, learning_rate=None):
+        """Adam with beta2 = 0.99, as the SR papers' training code uses."""
+        return keras.optimizers.Adam(learning_rate=learning_rate or self.schedule, beta_1=0.9,
+                                     beta_2=0.99)
+
+    def build(self):
+        """Make ``self.networks`` and ``self.optimizers`` (called inside the strategy scope).
+
+        An optimiser trains the network of the same name, or the networks listed for it in
+        ``self.optimizer_networks = {optimizer: (network, ...)}``.
+        """
+        raise NotImplementedError
+
+    def train_step(self, batch, opt):
+        """One step on ``batch`` (a dict of per-replica tensors); returns scalar losses and,
+        for the PSNR-gain sampler, ``'gain'``: per-patch PSNR gains over bicubic."""
+        raise NotImplementedError
+
+    def predict(self, inputs):
+        """SR of a float32 NHWC batch in [0, 1], for validation; ``inputs`` is a dict with
+        ``'lr'`` and the degradation's labels (``'kernel'``, ``'noise_sigma'``, ...)."""
+        raise NotImplementedError
+
+    # ---- helpers the trainer and recipes share
+
+    def main_network(self):
+        return self.networks[self.main]
+
+    def networks_of(self, optimizer):
+        """The networks an optimiser trains."""
+        declared = getattr(self, "optimizer_networks", {}).get(optimizer)
+        names = declared or (optimizer,)
+        missing = [n for n in names if n not in self.networks]
+        if missing:
+            raise TrainError(f"recipe {self.name}: optimizer {optimizer!r} trains network(s) "
+                             f"{missing}, which it does not define (networks: "
+                             f"{sorted(self.networks)})")
+        return [self.networks[n] for n in names]
+
+    def synced_variables(self):
+        """Non-trainable state averaged over replicas after each step (BatchNorm statistics)."""
+        out = []
+        for net in self.networks.values():
+            out.extend(net.non_trainable_variables)
+        return out
+
+
+def trainable(networks):
+    """The trainable variables of a list of networks, each once."""
+    seen, out = set(), []
+    for net in networks:
+        for v in net.trainable_variables:
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+    return out
+
+
+class StepServices:
+    """What a recipe's ``train_step`` may ask of the trainer during one step.
+
+    Made by the trainer for each traced step function; recipes never build one.
+
+    Attributes:
+        step: the step counter (``tf.Variable`` int64), the number of finished steps.
+        rng: the run's checkpointed ``tf.random.Generator``.
+        phase: ``step % period``, a Python int (the step function is traced per phase).
+        replicas: replicas in sync.
+    """
+
+    def __init__(self, recipe, step, rng, phase, replicas, clip_norm=None, jit=False):
+        self.recipe = recipe
+        self.step = step
+        self.rng = rng
+        self.phase = int(phase)
+        self.replicas = int(replicas)
+        self.clip_norm = clip_norm
+        self.jit = bool(jit)
+        self.squares = tf.constant(0.0)     # sum of squared gradient norms of this step
+        self.updates = 0
+
+    def every(self, n, offset=0):
+        """Whether this step is one of every ``n``-th (``step % n == offset``); ``n`` must
+        divide the recipe's ``period``."""
+        period = self.recipe.period
+        if n < 1 or period % n:
+            raise TrainError(f"recipe {self.recipe.name}: opt.every({n}) needs a period that "
+                             f"{n} divides; set period = {n} (or a multiple) on the recipe")
+        return self.phase % n == offset % n
+
+    def learning_rate(self, optimizer):
+        opt = self.recipe.optimizers[optimizer]
+        return tf.convert_to_tensor(opt.learning_rate)
+
+    def minimize(self, network, loss_fn):
+        """One update: minimise ``loss_fn()`` over ``network``'s weights with its optimiser.
+
+        ``network`` names an optimiser of the recipe: by default each optimiser is named
+        after the network it trains (``optimizer_networks`` lets one train several).
+        ``loss_fn`` returns a scalar, or ``(scalar, extras)``; ``minimize`` returns the same.
+
+        The loss is this replica's mean; gradients are summed over replicas (each replica's
+        share scaled by ``1 / replicas``), clipped to ``--clip-norm`` as a whole, and applied.
+        """
+        if network not in self.recipe.optimizers:
+            raise TrainError(f"recipe {self.recipe.name}: minimize({network!r}) has no "
+                             f"optimizer of that name; it defines "
+                             f"{sorted(self.recipe.optimizers)}")
+        variables = trainable(self.recipe.networks_of(network))
+        replicas = self.replicas
+
+        def forward_backward():
+            with tf.GradientTape() as tape:
+                out = loss_fn()
+                loss, extras = out if isinstance(out, tuple) else (out, None)
+                scaled = loss / replicas
+            grads = tape.gradient(scaled, variables)
+            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+            return loss, extras, grads
+
+        if self.jit:
+            forward_backward = tf.function(forward_backward, jit_compile=True, autograph=False)
+        loss, extras, grads = forward_backward()
+        if self.clip_norm:
+            # Clip the gradient of the whole batch: sum over replicas first. Keras sums what it
+            # is given once more, so hand it one replica's share.
+            ctx = tf.distribute.get_replica_context()
+            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            grads, norm = tf.clip_by_global_norm(grads, self.clip_norm)
+            self.squares += tf.square(norm) / replicas
+            grads = [g / replicas for g in grads]
+        else:
+            self.squares += tf.square(tf.linalg.global_norm(grads))
+        self.recipe.optimizers[network].apply(grads, variables)
+        self.updates += 1
+        return (loss, extras) if extras is not None else loss
