@@ -14,10 +14,16 @@ own process) and the report keeps all of them, marks the fastest, and gives the 
 GFLOP/s (floating-point work counted from the traced graph's convolutions and matrix
 products) next to a measured float32 matrix-multiply rate. Peak resident memory is per process.
 
-    python bench/speed.py [--threads 2] [--runs 10] [--json OUT] [--torch-python PATH]
+    python bench/speed.py [--threads 2] [--runs 10] [--precision fp32 --precision bf16]
+                          [--json OUT] [--torch-python PATH]
 
-With ``--torch-python`` (an interpreter that has torch), the reference script runs too and the
-ratios torch_ms / visionfw_ms are printed.
+Both precisions are timed by default: ``bf16`` is Keras' ``mixed_bfloat16`` policy (float32
+weights, bfloat16 compute), reported under the same keys with ``_bf16`` before ``_ms``
+(oneDNN on only), beside a bfloat16 matrix-multiply rate. The report says whether the CPU has
+fast bf16 (AMX-BF16 or AVX512-BF16); without it bf16 still runs, emulated.
+
+With ``--torch-python`` (an interpreter that has torch), the reference script runs too (with
+``--bf16`` when bf16 is timed) and the ratios torch_ms / visionfw_ms are printed.
 """
 import json
 import os
@@ -86,9 +92,9 @@ def graph_flops(concrete):
     return flops
 
 
-def matmul_gflops(tf, n=2048, runs=5):
-    a = tf.random.uniform((n, n))
-    b = tf.random.uniform((n, n))
+def matmul_gflops(tf, n=2048, runs=5, dtype="float32"):
+    a = tf.cast(tf.random.uniform((n, n)), dtype)
+    b = tf.cast(tf.random.uniform((n, n)), dtype)
     f = tf.function(lambda: tf.linalg.matmul(a, b))
     ms = median_ms(lambda: f().numpy(), runs)
     return 2 * n ** 3 / (ms * 1e-3) / 1e9
@@ -123,8 +129,8 @@ def time_case(name, hp, kind, shape, runs, jit, tf, visionfw, keras):
     def step(x, target):
         with tf.GradientTape() as tape:
             out = model(x, training=True)
-            loss = tf.add_n([tf.reduce_mean(tf.abs(o - t)) for o, t in
-                             zip(tf.nest.flatten(out), tf.nest.flatten(target))])
+            loss = tf.add_n([tf.reduce_mean(tf.abs(tf.cast(o, tf.float32) - tf.cast(t, tf.float32)))
+                             for o, t in zip(tf.nest.flatten(out), tf.nest.flatten(target))])
         grads = tape.gradient(loss, model.trainable_weights)
         opt.apply_gradients(zip(grads, model.trainable_weights))
         return loss
@@ -146,8 +152,13 @@ def cases_for(visionfw):
     return cases
 
 
-def worker(threads, runs, only):
-    """One process, one oneDNN setting: time every case on the graph and XLA paths."""
+def precision_key(key, precision):
+    """``srresnet_x4_infer_ms`` -> ``srresnet_x4_infer_bf16_ms`` for bf16."""
+    return key if precision == "fp32" else key[: -len("_ms")] + f"_{precision}_ms"
+
+
+def worker(threads, runs, only, precision="fp32"):
+    """One process, one oneDNN setting, one precision: every case on the graph and XLA paths."""
     from visionfw import runtime
 
     runtime.import_tensorflow_quietly()
@@ -157,9 +168,12 @@ def worker(threads, runs, only):
 
     import visionfw
 
-    out = {"matmul_gflops": matmul_gflops(tf), "cases": {}}
-    for key, (name, hp, kind, shape) in cases_for(visionfw).items():
-        if only and key not in only:
+    runtime.set_precision(precision)
+    dtype = "bfloat16" if precision == "bf16" else "float32"
+    out = {"matmul_gflops": matmul_gflops(tf, dtype=dtype), "cases": {}}
+    for base, (name, hp, kind, shape) in cases_for(visionfw).items():
+        key = precision_key(base, precision)
+        if only and base not in only and key not in only:
             continue
         for jit in (False, True):
             try:
@@ -177,9 +191,10 @@ def worker(threads, runs, only):
     print(json.dumps(out))
 
 
-def run_worker(onednn, threads, runs, only):
+def run_worker(onednn, threads, runs, only, precision="fp32"):
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn, TF_CPP_MIN_LOG_LEVEL="3")
-    cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--runs", str(runs)]
+    cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--runs", str(runs),
+           "--precision", precision]
     for key in only:
         cmd += ["--only", key]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -195,29 +210,41 @@ def run_worker(onednn, threads, runs, only):
 @click.option("--torch-python", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A Python with torch, to run the reference script in the same session.")
 @click.option("--only", multiple=True, help="Time only these cases (repeatable).")
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "bf16"]),
+              help="Precisions to time (repeatable; default: both).")
 @click.option("--worker", is_flag=True, hidden=True)
 def main(threads, runs, json_path, torch_python, only, worker_mode=None, **kw):
     """Time visionfw's models on every execution path; compare with PyTorch."""
     raise NotImplementedError  # replaced below
 
 
-def _main(threads, runs, json_path, torch_python, only, worker):
+def _main(threads, runs, json_path, torch_python, only, precisions, worker):
+    precisions = list(precisions) or ["fp32", "bf16"]
     if worker:
-        return globals()["worker"](threads, runs, only)
+        return globals()["worker"](threads, runs, only, precisions[0])
     import keras
     import tensorflow as tf
+
+    from visionfw.runtime import fast_bf16
 
     result = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(),
                           "python": platform.python_version(), "tensorflow": tf.__version__,
                           "keras": keras.__version__, "threads": threads,
-                          "date": time.strftime("%Y-%m-%d")}, "cases": {}}
-    runs_by_setting = {flag: run_worker(flag, threads, runs, only) for flag in ("0", "1")}
-    result["matmul_gflops"] = max(r["matmul_gflops"] for r in runs_by_setting.values())
-    result["peak_rss_mib"] = {f"onednn={k}": round(v["peak_rss_mib"], 1)
-                              for k, v in runs_by_setting.items()}
-    for flag, r in runs_by_setting.items():
+                          "fast_bf16": fast_bf16(), "date": time.strftime("%Y-%m-%d")},
+              "cases": {}}
+    # fp32 on both oneDNN settings; bf16 only with oneDNN (TensorFlow's own kernels emulate it)
+    settings = [(p, flag) for p in precisions for flag in (("0", "1") if p == "fp32" else ("1",))]
+    runs_by_setting = {s: run_worker(s[1], threads, runs, only, s[0]) for s in settings}
+    result["peak_rss_mib"] = {f"{p}, onednn={f}": round(v["peak_rss_mib"], 1)
+                              for (p, f), v in runs_by_setting.items()}
+    for precision in precisions:
+        rates = [r["matmul_gflops"] for (p, _), r in runs_by_setting.items() if p == precision]
+        result[f"matmul_{precision}_gflops"] = max(rates)
+    result["matmul_gflops"] = result.get("matmul_fp32_gflops", result[f"matmul_{precisions[0]}_gflops"])
+    for (precision, flag), r in runs_by_setting.items():
         for key, paths in r["cases"].items():
             for path, m in paths.items():
+                m = dict(m, precision=precision)
                 result["cases"].setdefault(key, {})[f"{path}, oneDNN {'on' if flag == '1' else 'off'}"] = m
     for key, paths in result["cases"].items():
         timed = {p: m for p, m in paths.items() if "ms" in m}
@@ -225,14 +252,21 @@ def _main(threads, runs, json_path, torch_python, only, worker):
             best = min(timed, key=lambda p: timed[p]["ms"])
             result[key] = round(timed[best]["ms"], 2)
             paths["best"] = best
-            paths["fraction_of_matmul"] = timed[best]["gflops_per_s"] / result["matmul_gflops"]
+            rate = result[f"matmul_{timed[best]['precision']}_gflops"]
+            paths["fraction_of_matmul"] = timed[best]["gflops_per_s"] / rate
+    if "bf16" in precisions and not result["machine"]["fast_bf16"]:
+        result["note"] = ("this CPU has no AMX-BF16 or AVX512-BF16: bf16 runs emulated, "
+                          "expect it slower than fp32")
     if torch_python:
-        r = subprocess.run([torch_python, str(TORCH_REFERENCE), "--threads", str(threads),
-                            "--runs", str(runs)], capture_output=True, text=True)
+        cmd = [torch_python, str(TORCH_REFERENCE), "--threads", str(threads), "--runs", str(runs)]
+        if "bf16" in precisions:
+            cmd.append("--bf16")
+        r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode == 0:
             ref = json.loads(r.stdout)
             result["torch"] = ref
-            result["ratios"] = {k: round(ref[k] / result[k], 3) for k in MAIN_CASES
+            keys = [precision_key(k, p) for p in precisions for k in MAIN_CASES]
+            result["ratios"] = {k: round(ref[k] / result[k], 3) for k in keys
                                 if k in ref and k in result}
         else:
             result["torch_error"] = r.stderr.strip().splitlines()[-1:]
@@ -242,8 +276,10 @@ def _main(threads, runs, json_path, torch_python, only, worker):
 
 
 def _table(result):
-    lines = [f"matmul float32: {result['matmul_gflops']:.1f} GFLOP/s; peak RSS "
-             f"{result['peak_rss_mib']}", ""]
+    rates = "; ".join(f"matmul {k.split('_')[1]}: {v:.1f} GFLOP/s" for k, v in result.items()
+                      if k.startswith("matmul_") and k != "matmul_gflops")
+    lines = [f"{rates}; fast bf16 on this CPU: {result['machine']['fast_bf16']}; peak RSS "
+             f"{result['peak_rss_mib']}"] + ([result["note"]] if "note" in result else []) + [""]
     lines.append(f"{'case':<34} {'path':<24} {'ms':>9} {'GFLOP/s':>8} {'of matmul':>9}")
     for key, paths in result["cases"].items():
         for path, m in paths.items():
@@ -253,8 +289,9 @@ def _table(result):
                 lines.append(f"{key:<34} {path:<24} {'failed':>9}  {m['error'][:40]}")
                 continue
             mark = " *" if paths.get("best") == path else ""
+            rate = result[f"matmul_{m.get('precision', 'fp32')}_gflops"]
             lines.append(f"{key:<34} {path:<24} {m['ms']:9.1f} {m['gflops_per_s']:8.1f} "
-                         f"{m['gflops_per_s'] / result['matmul_gflops']:9.0%}{mark}")
+                         f"{m['gflops_per_s'] / rate:9.0%}{mark}")
     if "ratios" in result:
         lines.append("")
         for k, v in result["ratios"].items():

@@ -28,7 +28,8 @@ class Predictor:
         single = self.n_inputs == 1
 
         def call(*xs):
-            return model(xs[0] if single else list(xs), training=False)
+            # float32 out whatever the compute precision (a bf16 network under --precision bf16)
+            return tf.cast(model(xs[0] if single else list(xs), training=False), tf.float32)
 
         self._fn = tf.function(call, input_signature=None if jit else specs, jit_compile=jit,
                                reduce_retracing=True)

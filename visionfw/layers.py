@@ -128,7 +128,8 @@ class SFT(keras.layers.Layer):
         hidden = (*features[:-1], self.hidden)
 
         def conv(filters, name, shape):
-            layer = keras.layers.Conv2D(filters, self.kernel_size, padding="same", name=name)
+            layer = keras.layers.Conv2D(filters, self.kernel_size, padding="same", name=name,
+                                        dtype=self.dtype_policy)
             layer.build(shape)
             return layer
 

@@ -63,3 +63,35 @@ def import_tensorflow_quietly(start=True):
         os.close(saved)
         os.close(devnull)
     return tf
+
+
+# --precision: the Keras dtype policy each name stands for
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+
+
+def set_precision(name):
+    """Build networks from now on in ``'fp32'`` or ``'bf16'`` (Keras' ``mixed_bfloat16``:
+    float32 variables, bfloat16 compute; visionfw casts outputs back to float32 before losses,
+    clipping and scoring). Returns the previous Keras policy name."""
+    import keras
+
+    if name not in PRECISIONS:
+        from visionfw.errors import HyperparameterError
+
+        raise HyperparameterError(f"--precision {name!r}: expected one of "
+                                  f"{', '.join(PRECISIONS)}")
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(PRECISIONS[name])
+    return previous
+
+
+def fast_bf16():
+    """Whether this CPU has bfloat16 matrix units or instructions (AMX-BF16, AVX512-BF16);
+    without them bf16 still runs, emulated and usually slower than fp32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags

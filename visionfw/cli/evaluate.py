@@ -134,10 +134,12 @@ def run_folder_roles(folder, role="model"):
 @click.option("--tile-overlap", type=click.IntRange(0, None), default=16, show_default=True)
 @click.option("--self-ensemble", is_flag=True, help="Average over the 8 flips and rotations.")
 @click.option("--quiet", is_flag=True, help="No per-image progress lines.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True, help="bf16: bfloat16 compute (outputs scored in float32).")
 @one_line_errors
 def main(model, weights, method_params, datasets, data_root, params, scale, degradation, seed,
          channel, per_image, json_path, save_dir, grid, lr_dir, tile, tile_overlap,
-         self_ensemble, quiet):
+         self_ensemble, quiet, precision):
     """Evaluate MODEL (a registered name or .json dictionary; omit it to rebuild the model from
     --weights) or METHOD (sr, nonblind, kernel-estimator, ...: its networks by role with
     --weights ROLE=FILE) on each --dataset, printing PSNR/SSIM beside bicubic's."""
@@ -164,6 +166,9 @@ def main(model, weights, method_params, datasets, data_root, params, scale, degr
         raise HyperparameterError("--method-param needs a METHOD, e.g. test.py "
                                   "kernel-estimator --weights model=FILE --method-param pca=P")
     start_runtime()
+    from visionfw.runtime import set_precision
+
+    set_precision(precision)
     log = None if quiet else (lambda line: click.echo(line, err=True))
     common = dict(scale=scale, tile=tile, tile_overlap=tile_overlap,
                   self_ensemble=self_ensemble)
@@ -182,6 +187,7 @@ def main(model, weights, method_params, datasets, data_root, params, scale, degr
         label = model or pathlib.Path(roles["model"]).name
     report = evaluate(runner, sets, degradation=degradation, seed=seed, channel=channel,
                       save_dir=save_dir, grid=grid, lr_dir=lr_dir, model_name=label, log=log)
+    report["protocol"]["precision"] = precision
     click.echo(format_report(report, per_image=per_image))
     if json_path:
         write_report(report, json_path)

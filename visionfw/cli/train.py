@@ -94,7 +94,7 @@ CONFIG_KEYS = ("steps", "batch_size", "patch_size", "lr", "schedule", "milestone
                "loss", "seed", "degradation", "cache", "jit", "train_dirs", "val_dirs", "out",
                "strategy", "cpu_devices", "val_every", "save_every", "ema", "clip_norm",
                "sampler", "sampler_bins", "recipe", "recipe_params", "scales", "unpaired_dirs",
-               "pair_dirs")
+               "pair_dirs", "precision")
 
 
 
@@ -135,6 +135,10 @@ def main():
               show_default=True, help="How patches are drawn.")
 @click.option("--sampler-bins", type=int, default=10, show_default=True,
               help="psnr-gain: histogram bins.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True,
+              help="bf16: bfloat16 compute with float32 weights (Keras mixed_bfloat16); fast on "
+                   "CPUs with AMX or AVX512-BF16.")
 @click.option("--recipe", default=None,
               help="Training recipe (default: the one the model names; 'sr' for most).")
 @click.option("--recipe-param", "recipe_params", multiple=True, metavar="NAME=VALUE",

@@ -116,6 +116,13 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
             keys = (("kernel_psnr",) if method.kind == "kernel"
                     else ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"))
             result.update({k: _mean(rows, k) for k in keys})
+            if rows and "steps" in rows[0]:
+                result["steps"] = _step_means(rows)
+                result["oracle_psnr"] = _mean(rows, "oracle_psnr")
+                result["oracle_ssim"] = _mean(rows, "oracle_ssim")
+            if rows and "true_kernel_psnr" in rows[0]:
+                result["true_kernel_psnr"] = _mean(rows, "true_kernel_psnr")
+                result["true_kernel_ssim"] = _mean(rows, "true_kernel_ssim")
             result.update({"seconds": round(time.perf_counter() - start, 3), "images": rows})
             results.append(result)
     return {"protocol": protocol, "results": results}
@@ -160,7 +167,8 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
         raise EvaluationError(f"{dataset.name}/{image_name}: LR of {lr.shape[1]}x{lr.shape[0]} "
                               f"does not up-scale to the ground truth's {hr.shape[1]}x"
                               f"{hr.shape[0]}")
-    scored, sr_rgb = method(lr, bic, labels)["sr"]
+    out = method(lr, bic, labels)
+    scored, sr_rgb = out["sr"]
     if not scored.flags.writeable:
         scored = np.array(scored)
     np.clip(scored, 0, 1, out=scored)  # as im2uint8 does; untrained nets overshoot
@@ -176,7 +184,41 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
                      image_name, lr, bic, sr_rgb, hr, scale, grid)
     if log:
         log(f"{dataset.name} {variant} {image_name}: {p:.2f} dB (bicubic {bp:.2f})")
-    return {"name": image_name, "psnr": p, "ssim": s, "bicubic_psnr": bp, "bicubic_ssim": bs}
+    row = {"name": image_name, "psnr": p, "ssim": s, "bicubic_psnr": bp, "bicubic_ssim": bs}
+
+    def score(image):
+        return evaluate_pair(np.clip(image, 0, 1), hr_in, scale, hr_is_gray=is_gray,
+                             channel=channel)
+
+    if "steps" in out:
+        from visionfw.degradation import kernel_psnr
+
+        row["steps"] = []
+        for step in out["steps"]:
+            sp, ss = score(step["image"])
+            entry = {"label": step["label"], "psnr": sp, "ssim": ss}
+            if "code_error" in step:
+                entry["code_error"] = step["code_error"]
+            if "kernel" in step and "kernel" in labels:
+                entry["kernel_psnr"] = float(kernel_psnr(step["kernel"], labels["kernel"]))
+            row["steps"].append(entry)
+        best = int(np.argmax([e["psnr"] for e in row["steps"]]))
+        row.update(oracle_step=best, oracle_psnr=row["steps"][best]["psnr"],
+                   oracle_ssim=row["steps"][best]["ssim"])
+    if "upper" in out:
+        row["true_kernel_psnr"], row["true_kernel_ssim"] = score(out["upper"][0])
+    return row
+
+
+def _step_means(rows):
+    """Per-step means over the images of a result (methods that return every step)."""
+    labels = [e["label"] for e in rows[0]["steps"]]
+    means = []
+    for i, label in enumerate(labels):
+        entries = [r["steps"][i] for r in rows]
+        means.append({"label": label, **{k: float(np.mean([e[k] for e in entries]))
+                                         for k in entries[0] if k != "label"}})
+    return means
 
 
 def _mean(rows, key):

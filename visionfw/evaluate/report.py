@@ -20,6 +20,9 @@ def format_report(report, per_image=False):
         if "kernel_psnr" in results[0]:
             lines += _kernel_table(dataset, scale, results, per_image)
             continue
+        if "steps" in results[0]:
+            lines += _steps_table(dataset, scale, results)
+            continue
         several = len(results) > 1
         label = "kernel / degradation" if several else "image"
         head = f"{label:<24} {'PSNR':>7} {'SSIM':>7}   {'bicubic':>7} {'SSIM':>7}"
@@ -40,6 +43,32 @@ def format_report(report, per_image=False):
                 lines.append("-" * len(head))
             lines.append(_row_text("mean", results[0]))
     return "\n".join(lines)
+
+
+def _steps_table(dataset, scale, results):
+    """A loop's rows: bicubic, every step, the last step, the ground-truth oracle, the
+    true-kernel upper bound -- means over the images and degradations of the dataset."""
+    def mean(key, source=results):
+        values = [r[key] for r in source if key in r]
+        return float(np.mean(values)) if values else float("nan")
+
+    head = (f"{'row':<44} {'PSNR':>7} {'SSIM':>7} {'code MSE':>10} {'kernel PSNR':>11}")
+    lines = ["", f"{dataset} x{scale} — {results[0]['model']} "
+                 f"({len(results)} degradation{'s' if len(results) > 1 else ''}, every step)",
+             head, "-" * len(head)]
+    lines.append(f"{'bicubic':<44} {mean('bicubic_psnr'):7.2f} {mean('bicubic_ssim'):7.4f}")
+    for i, step in enumerate(results[0]["steps"]):
+        entries = [r["steps"][i] for r in results]
+        label = step["label"] + (" (predictor only)" if i == 0 else "")
+        lines.append(f"{label:<44} {mean('psnr', entries):7.2f} {mean('ssim', entries):7.4f} "
+                     f"{mean('code_error', entries):10.2e} {mean('kernel_psnr', entries):11.2f}")
+    lines.append(f"{'last step':<44} {mean('psnr'):7.2f} {mean('ssim'):7.4f}")
+    lines.append(f"{'oracle: best step per image, by ground truth':<44} "
+                 f"{mean('oracle_psnr'):7.2f} {mean('oracle_ssim'):7.4f}")
+    if "true_kernel_psnr" in results[0]:
+        lines.append(f"{'true kernel (SFTMD upper bound)':<44} {mean('true_kernel_psnr'):7.2f} "
+                     f"{mean('true_kernel_ssim'):7.4f}")
+    return lines
 
 
 def _kernel_table(dataset, scale, results, per_image):

@@ -59,6 +59,9 @@ class Recipe:
     - ``period``: the update schedule repeats every ``period`` steps (see ``opt.every``).
     - ``needs``: batch keys the recipe reads beyond ``lr`` and ``hr`` (``'kernel'``,
       ``'real_lr'``, ...), checked against the pipeline before training starts.
+    - ``saved``: networks written beside the main one (``best.<name>.weights.h5``).
+    - ``test_weights``: ``{role: file}`` of a run folder, for ``test.py METHOD --weights RUN``.
+    - ``model``: the model ``train.py RECIPE`` trains when the recipe is named in its place.
 
     Args:
         config: the run's :class:`~visionfw.train.config.TrainConfig`.
@@ -74,6 +77,9 @@ class Recipe:
     ema = ("model",)
     period = 1
     needs = ()
+    saved = ()
+    test_weights = {"model": "best.weights.h5"}
+    model = None
 
     def __init__(self, config, model_dict, model_name=None, hparams=None, schedule=1e-4,
                  options=None):

@@ -1,5 +1,7 @@
 """SFTMD trained non-blind: the true kernel of each LR patch, as its PCA code, conditions the
 network; L1 loss on HR (Gu et al., CVPR 2019, the first stage of IKC)."""
+import tensorflow as tf
+
 from visionfw.conditioning import feed, roles_of
 from visionfw.kernel_codes import encode, pca_from, with_pca
 from visionfw.params import Hyperparameter
@@ -50,10 +52,10 @@ class SFTMDRecipe(SRRecipe):
         net = self.networks["model"]
 
         def loss():
-            sr = net(self.inputs(batch), training=True)
+            sr = tf.cast(net(self.inputs(batch), training=True), tf.float32)
             return pixel_loss(self.config.loss, sr, batch["hr"])
 
         return {"loss": opt.minimize("model", loss)}
 
     def predict(self, inputs):
-        return self.networks["model"](self.inputs(inputs), training=False)
+        return tf.cast(self.networks["model"](self.inputs(inputs), training=False), tf.float32)

@@ -45,7 +45,7 @@ class SRRecipe(Recipe):
         out = {}
 
         def loss():
-            sr = net(feed(net, batch, self.roles), training=True)
+            sr = tf.cast(net(feed(net, batch, self.roles), training=True), tf.float32)
             return pixel_loss(self.config.loss, sr, hr), sr
 
         out["loss"], sr = opt.minimize("model", loss)
@@ -58,4 +58,4 @@ class SRRecipe(Recipe):
 
     def predict(self, inputs):
         net = self.networks["model"]
-        return net(feed(net, inputs, self.roles), training=False)
+        return tf.cast(net(feed(net, inputs, self.roles), training=False), tf.float32)

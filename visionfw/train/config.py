@@ -9,13 +9,14 @@ from visionfw.train import TrainError
 
 LOSSES = ("l1", "mse")
 STRATEGIES = ("default", "mirrored", "multiworker")
+PRECISIONS = ("fp32", "bf16")
 SAMPLERS = ("uniform", "psnr-gain")
 
 # Settings that define what a run computes: a resumed run must keep them.
 RUN_DEFINING = ("model", "hparams", "scale", "train_dirs", "batch_size", "patch_size", "lr",
                 "schedule", "milestones", "gamma", "loss", "seed", "ema", "clip_norm",
                 "sampler", "sampler_bins", "degradation", "steps", "recipe", "recipe_params",
-                "scales", "unpaired_dirs", "pair_dirs")
+                "scales", "unpaired_dirs", "pair_dirs", "precision")
 
 
 @dataclass
@@ -64,6 +65,7 @@ class TrainConfig:
     scales: list = field(default_factory=list)
     unpaired_dirs: list = field(default_factory=list)
     pair_dirs: list = field(default_factory=list)
+    precision: str = "fp32"
 
     def check(self):
         """Raise :class:`TrainError` for a value no run can use (before any work starts)."""
@@ -82,7 +84,8 @@ class TrainConfig:
             raise TrainError(f"--gamma must be in (0, 1], got {self.gamma}")
         for name, value, valid in (("loss", self.loss, LOSSES),
                                    ("strategy", self.strategy, STRATEGIES),
-                                   ("sampler", self.sampler, SAMPLERS)):
+                                   ("sampler", self.sampler, SAMPLERS),
+                                   ("precision", self.precision, PRECISIONS)):
             if value not in valid:
                 raise TrainError(f"--{name} {value!r}: expected one of {', '.join(valid)}")
         if self.ema is not None and not 0 < self.ema < 1:

@@ -51,6 +51,30 @@ def recipe_name(config, model):
     return (d.get("meta") or {}).get("recipe", "sr")
 
 
+def recipe_as_model(config):
+    """``train.py ikc ...``: a recipe named in MODEL's place trains the model it declares
+    (``Recipe.model``), with itself as the recipe."""
+    from visionfw import models
+
+    name = config.model
+    if (not isinstance(name, str) or models.has_model(name) or name.lower().endswith(".json")
+            or os.sep in name):
+        return config
+    from visionfw import runtime
+
+    runtime.import_tensorflow_quietly(start=False)
+    from visionfw.recipes.base import RECIPES
+
+    cls = RECIPES.find(name)
+    if cls is None or not getattr(cls, "model", None):
+        return config
+    if config.recipe and config.recipe != cls.name:
+        raise TrainError(f"MODEL {name} is the recipe {cls.name}, but --recipe says "
+                         f"{config.recipe}")
+    config.recipe, config.model = cls.name, cls.model
+    return config
+
+
 def resolve_recipe(config, model):
     """The recipe class of the run, with ``config.recipe`` and ``config.recipe_params`` set to
     its name and typed parameters (an unknown recipe or parameter is a one-line error)."""
@@ -203,6 +227,9 @@ def build_trainer(config, model, log=None, progress=True, validation=True, strat
         val = ValidationSet(val_images, config.scale, config.degradation, config.seed)
     schedule = make_schedule(config.schedule, config.lr, config.steps, config.milestones,
                              config.gamma)
+    from visionfw.runtime import set_precision
+
+    set_precision(config.precision)
     recipe = recipe_cls(config, d, name, hparams, schedule, config.recipe_params)
     return Trainer(recipe, pipeline, config.steps, run_dir=config.out, strategy=strategy,
                    seed=config.seed, validation=val, val_every=config.val_every,
@@ -223,6 +250,7 @@ def train(config, argv=None, resume=False, explicit=(), log=None, progress=True,
         stop_at: stop (with a checkpoint) after this step.
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    config = recipe_as_model(config)
     if resume:
         if not config.out:
             raise TrainError("--resume needs --out RUN_DIR (the run to continue)")

@@ -291,7 +291,9 @@ class Trainer:
             e.assign(current)
 
     def save_weights(self, name):
-        """Write the main network (EMA weights when EMA is on) to ``run_dir/name``."""
+        """Write the main network (EMA weights when EMA is on) to ``run_dir/name``, and each
+        other network the recipe lists in ``saved`` beside it (``best.weights.h5`` ->
+        ``best.predictor.weights.h5``)."""
         from visionfw.checkpoint import save_model
 
         if not self.run_dir:
@@ -299,10 +301,15 @@ class Trainer:
         folder = self.run_dir if self.is_chief else os.path.join(self.run_dir,
                                                                  f"worker-{self.task_id}")
         path = os.path.join(folder, name)
+        stem = name[: -len(".weights.h5")] if name.endswith(".weights.h5") else name
         if self.ema_vars:
             self.swap_ema()
         try:
             save_model(self.recipe.main_network(), path)
+            for net in getattr(self.recipe, "saved", ()):
+                if net != self.recipe.main:
+                    save_model(self.recipe.networks[net],
+                               os.path.join(folder, f"{stem}.{net}.weights.h5"))
         finally:
             if self.ema_vars:
                 self.swap_ema()

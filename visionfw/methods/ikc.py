@@ -1,0 +1,83 @@
+"""IKC's correction loop at test time: the Predictor's code, then ``iterations`` Corrector
+steps, each followed by SFTMD; every step is returned and scored."""
+import numpy as np
+
+from visionfw.methods.base import Method, MethodError, register_method
+from visionfw.params import Hyperparameter
+
+
+@register_method("ikc")
+class IKCMethod(Method):
+    """Roles ``sftmd``, ``predictor``, ``corrector`` (or a ``train.py ikc`` run folder).
+
+    The loop: ``h0 = P(LR)``, ``SR0 = F(LR, h0)``; ``iterations`` times ``h = C(SR, h)``,
+    ``SR = F(LR, h)``. The result is the last step's SR; every step's SR and code are kept, the
+    codes decoded with the PCA the networks carry, and SFTMD fed the true kernel's code gives the
+    upper bound. Tiling and the self-ensemble are refused: a code estimated per tile or per
+    orientation is another method.
+    """
+
+    roles = ("sftmd", "predictor", "corrector")
+    labels = ("kernel",)
+    params = (Hyperparameter("iterations", int, 7, "Corrector steps"),)
+
+    def fixed_scale(self, role):
+        return role == "sftmd"
+
+    def check(self):
+        import tensorflow as tf
+
+        from visionfw.conditioning import roles_of
+        from visionfw.kernel_codes import pca_of
+        from visionfw.methods.base import model_meta
+
+        f, p, c = (self.networks[r] for r in self.roles)
+        if roles_of(f) != ["image", "kernel_code"]:
+            raise MethodError(f"--weights sftmd: {f.name} takes {', '.join(roles_of(f))}, not an "
+                              "LR image and a kernel code")
+        if model_meta(p).get("output") != "kernel_code" or len(p.inputs) != 1:
+            raise MethodError(f"--weights predictor: {p.name} is not a kernel-code predictor "
+                              "(one LR input, a code out)")
+        if roles_of(c) != ["sr", "kernel_code"]:
+            raise MethodError(f"--weights corrector: {c.name} takes {', '.join(roles_of(c))}, "
+                              "not an SR image and a code")
+        lengths = {r: int(n.outputs[0].shape[-1]) for r, n in (("predictor", p),
+                                                                ("corrector", c))}
+        lengths["sftmd"] = int(f.inputs[1].shape[-1])
+        if len(set(lengths.values())) != 1:
+            raise MethodError(f"the networks' code lengths differ: {lengths}")
+        self.pca = pca_of(f)
+        if self.pca.n_components != lengths["sftmd"]:
+            raise MethodError(f"SFTMD's PCA gives {self.pca.n_components}-long codes, the "
+                              f"networks take {lengths['sftmd']}")
+        if self.tile or self.ensemble:
+            raise MethodError("ikc: --tile and --self-ensemble are not supported (the kernel "
+                              "code is estimated from the whole image)")
+        if self.options["iterations"] < 0:
+            raise MethodError("--method-param iterations must be 0 or more")
+        self._loop = tf.function(self._run, reduce_retracing=True, autograph=False)
+
+    def _run(self, lr, true_code):
+        import tensorflow as tf
+
+        from visionfw.recipes.ikc import ikc_loop
+
+        f, p, c = (self.networks[r] for r in self.roles)
+        codes, images = ikc_loop(p, c, f, lr, self.options["iterations"])
+        upper = tf.cast(f([lr, true_code], training=False), tf.float32)
+        return codes, images, tf.clip_by_value(upper, 0.0, 1.0)
+
+    def __call__(self, lr, bicubic, labels):
+        kernel = np.asarray(labels["kernel"], np.float64)
+        true_code = self.pca.encode(kernel[None]).astype(np.float32)
+        codes, images, upper = self._loop(lr[None].astype(np.float32), true_code)
+        steps = []
+        for t, (code, sr) in enumerate(zip(codes, images)):
+            code = np.asarray(code)[0].astype(np.float64)
+            sr = np.asarray(sr)[0]
+            steps.append({"label": f"step {t}", "image": sr,
+                          "code_error": float(np.mean((code - true_code[0]) ** 2)),
+                          "kernel": self.pca.decode(code[None])[0]})
+        last = steps[-1]["image"]
+        upper = np.asarray(upper)[0]
+        return {"sr": (last, last), "steps": steps, "upper": (upper, upper)}

@@ -1,0 +1,135 @@
+"""IKC (Gu et al., CVPR 2019): the kernel Predictor and Corrector trained together on a
+frozen SFTMD, the Corrector stepped once per correction step, as the official
+``train_IKC.py`` does.
+
+Per batch: the Predictor takes one step on the MSE between its code and the true code; its
+(pre-update) estimate starts the loop. Then ``steps_per_batch`` times: SFTMD makes SR from the
+LR and the current code (no gradient), the Corrector takes one step on the MSE between its
+corrected code and the true one, and its (pre-update) output becomes the current code. Nothing
+back-propagates across steps, into the Predictor from the Corrector, or into SFTMD.
+"""
+import tensorflow as tf
+
+from visionfw.kernel_codes import encode, pca_of, with_pca
+from visionfw.params import Hyperparameter
+from visionfw.recipes.base import Recipe, register_recipe
+from visionfw.train import TrainError
+
+
+def ikc_loop(predictor, corrector, sftmd, lr, iterations):
+    """The correction loop: ``h0 = P(lr)``, ``sr0 = F(lr, h0)``; then ``iterations`` times
+    ``h = C(sr, h)``, ``sr = F(lr, h)``. Returns the lists of codes and SR images (t + 1 each)."""
+    code = tf.cast(predictor(lr, training=False), tf.float32)
+    codes, images = [code], []
+    sr = tf.clip_by_value(tf.cast(sftmd([lr, code], training=False), tf.float32), 0.0, 1.0)
+    images.append(sr)
+    for _ in range(iterations):
+        code = tf.cast(corrector([sr, code], training=False), tf.float32)
+        sr = tf.clip_by_value(tf.cast(sftmd([lr, code], training=False), tf.float32), 0.0, 1.0)
+        codes.append(code)
+        images.append(sr)
+    return codes, images
+
+
+def load_sftmd(path, code_len):
+    """The trained SFTMD a run corrects codes for, and its PCA; one-line errors otherwise."""
+    from visionfw.checkpoint import load_model
+    from visionfw.conditioning import roles_of
+
+    if not path:
+        raise TrainError("recipe ikc needs the trained SFTMD: --recipe-param sftmd=FILE "
+                         "(a train.py sftmd run's best.weights.h5)")
+    model = load_model(path, compile=False)
+    if roles_of(model) != ["image", "kernel_code"]:
+        raise TrainError(f"--recipe-param sftmd={path}: {model.name} takes "
+                         f"{', '.join(roles_of(model))}, not an LR image and a kernel code")
+    pca = pca_of(model)
+    if pca.n_components != code_len:
+        raise TrainError(f"--recipe-param sftmd={path}: its PCA gives {pca.n_components}-long "
+                         f"codes but the predictor has code_len={code_len}; use --param "
+                         f"code_len={pca.n_components}")
+    if model.inputs[1].shape[-1] != code_len:
+        raise TrainError(f"--recipe-param sftmd={path}: SFTMD with the noise level in its code "
+                         "is not supported by recipe ikc")
+    model.trainable = False
+    return model, pca
+
+
+@register_recipe("ikc")
+class IKCRecipe(Recipe):
+    """IKC's Predictor and Corrector on a frozen SFTMD (the trained model is
+    ``ikc-predictor``; the Corrector is ``ikc-corrector`` with the same ``nf`` and
+    ``code_len``)."""
+
+    params = (
+        Hyperparameter("sftmd", str, "", "the trained SFTMD weights (train.py sftmd)"),
+        Hyperparameter("steps_per_batch", int, 7, "correction steps (Corrector updates) per "
+                       "batch"),
+        Hyperparameter("corrector_nf", int, 0, "Corrector width (0: the Predictor's nf)"),
+    )
+    model = "ikc-predictor"          # train.py ikc ... trains this model with this recipe
+    main = "corrector"
+    ema = ("predictor", "corrector")
+    saved = ("predictor", "corrector")
+    needs = ("kernel",)
+    test_weights = {"sftmd": "sftmd.weights.h5", "predictor": "best.predictor.weights.h5",
+                    "corrector": "best.weights.h5"}
+
+    def build(self):
+        from visionfw import models
+        from visionfw.checkpoint import save_model
+        from visionfw.graph.builder import attach_spec, build
+
+        meta = self.model_dict.get("meta") or {}
+        if meta.get("output") != "kernel_code":
+            raise TrainError("recipe ikc trains ikc-predictor (train.py ikc-predictor --recipe "
+                             "ikc ...)")
+        code_len = int(meta["code_len"])
+        if self.options["steps_per_batch"] < 1:
+            raise TrainError("--recipe-param steps_per_batch must be at least 1")
+        sftmd, self.pca = load_sftmd(self.options["sftmd"], code_len)
+        nf = self.options["corrector_nf"] or int(self.hparams.get("nf", 64))
+        corrector_hp = {"nf": nf, "code_len": code_len, "scale": int(self.config.scale)}
+        predictor_dict = with_pca(self.model_dict, self.pca)
+        corrector_dict = with_pca(models.model_dict("ikc-corrector", **corrector_hp), self.pca)
+        predictor, corrector = build(predictor_dict), build(corrector_dict)
+        attach_spec(predictor, predictor_dict, self.model_name, self.hparams)
+        attach_spec(corrector, corrector_dict, "ikc-corrector", corrector_hp)
+        self.networks = {"predictor": predictor, "corrector": corrector, "sftmd": sftmd}
+        self.optimizers = {"predictor": self.adam(), "corrector": self.adam()}
+        if self.config.out:
+            save_model(sftmd, f"{self.config.out}/sftmd.weights.h5")   # the run names all three
+
+    def train_step(self, batch, opt):
+        p, c, f = (self.networks[k] for k in ("predictor", "corrector", "sftmd"))
+        lr = batch["lr"]
+        true = encode(self.pca, batch["kernel"])
+
+        def mse(code):
+            return tf.reduce_mean(tf.square(tf.cast(code, tf.float32) - true))
+
+        def predictor_loss():
+            est = tf.cast(p(lr, training=True), tf.float32)
+            return mse(est), est
+
+        p_loss, code = opt.minimize("predictor", predictor_loss)
+        code = tf.stop_gradient(code)
+        out = {"predictor_loss": p_loss}
+        for step in range(self.options["steps_per_batch"]):
+            sr = tf.stop_gradient(tf.clip_by_value(
+                tf.cast(f([lr, code], training=False), tf.float32), 0.0, 1.0))
+
+            def corrector_loss(sr=sr, code=code):
+                new = tf.cast(c([sr, code], training=True), tf.float32)
+                return mse(new), new
+
+            c_loss, code = opt.minimize("corrector", corrector_loss)
+            code = tf.stop_gradient(code)
+            out[f"corrector_loss_{step + 1}"] = c_loss
+        out["loss"] = c_loss
+        return out
+
+    def predict(self, inputs):
+        p, c, f = (self.networks[k] for k in ("predictor", "corrector", "sftmd"))
+        _, images = ikc_loop(p, c, f, inputs["lr"], self.options["steps_per_batch"])
+        return images[-1]
