@@ -48,3 +48,13 @@ def test_pictures(tmp_path):
 
     write_image(tmp_path / "grid.png", grid)
     np.testing.assert_array_equal(read_image(tmp_path / "grid.png"), grid)
+
+
+def test_fit_isotropic_sigma_recovers_the_sigma_of_a_gaussian():
+    from visionfw.degradation import fit_isotropic_sigma
+
+    for sigma in (0.6, 1.8, 2.6, 3.9):
+        assert abs(fit_isotropic_sigma(gaussian_kernel(21, sigma)) - sigma) <= 0.005
+    # a wider anisotropic kernel sits between its two sigmas
+    fitted = fit_isotropic_sigma(gaussian_kernel(21, 1.0, 3.0, 0.3))
+    assert 1.0 < fitted < 3.0

@@ -54,7 +54,7 @@ def test_the_recipe_steps_the_corrector_t_times_per_batch(ikc_run):
     assert visionfw.load_model(out / "last.weights.h5").name == "IKCCorrector"
 
 
-def test_the_loop_returns_every_step_and_the_report_has_every_row(ikc_run, images):
+def test_the_loop_returns_every_step_and_the_report_has_every_row(ikc_run, images, tmp_path):
     out = ikc_run[0]
     nets = {"sftmd": visionfw.load_model(out / "sftmd.weights.h5"),
             "predictor": visionfw.load_model(out / "last.predictor.weights.h5"),
@@ -68,7 +68,11 @@ def test_the_loop_returns_every_step_and_the_report_has_every_row(ikc_run, image
     assert all(s["image"].shape == (24, 24, 3) for s in result["steps"])
     np.testing.assert_array_equal(result["sr"][0], result["steps"][-1]["image"])
     report = evaluate(method, [Dataset.from_folder(images)],
-                      degradation="gaussian(sigma=1.5)+bicubic")
+                      degradation="gaussian(sigma=1.5)+bicubic", save_steps=tmp_path / "steps")
+    written = sorted(p.name for p in (tmp_path / "steps" / Dataset.from_folder(images).name)
+                     .iterdir())
+    assert "img0_kernels.png" in written and "img0_step3.png" in written
+    assert len([n for n in written if n.startswith("img0_step")]) == 4
     r = report["results"][0]
     assert [s["label"] for s in r["steps"]] == ["step 0", "step 1", "step 2", "step 3"]
     assert r["psnr"] == pytest.approx(r["steps"][-1]["psnr"])

@@ -213,3 +213,18 @@ def test_bicubic_set5_set14_published(shared_data):
         p, s = np.mean(scores, axis=0)
         assert abs(p - pub_psnr) <= 0.02, (name, scale, p)
         assert abs(s - pub_ssim) <= 0.002, (name, scale, s)
+
+
+def test_y_float_protocol_is_unrounded_y_of_the_8_bit_images():
+    rng = np.random.default_rng(4)
+    hr = rng.integers(0, 256, (30, 34, 3), dtype=np.uint8)
+    sr = np.clip(hr / 255.0 + rng.normal(0, 0.02, hr.shape), 0, 1)
+    p, s = evaluate_pair(sr, hr, 2, channel="y-float")
+    w = np.array([65.481, 128.553, 24.966]) / 255.0
+    sr8 = np.floor(sr * 255 + 0.5)
+    y_sr = (sr8 / 255.0) @ w * 255 + 16
+    y_hr = (hr / 255.0) @ w * 255 + 16
+    mse = np.mean((y_sr - y_hr)[2:-2, 2:-2] ** 2)
+    assert p == pytest.approx(10 * np.log10(255 ** 2 / mse), abs=1e-9)
+    rounded, _ = evaluate_pair(sr, hr, 2, channel="y")
+    assert rounded != pytest.approx(p, abs=1e-6)

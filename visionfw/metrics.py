@@ -48,8 +48,10 @@ def protocol_description(channel="y", scale=None):
     """One line for a report header stating how its numbers were computed."""
     _check_channel(channel)
     border = "scale" if scale is None else f"{_border(scale)} px"
-    where = ("Y (ITU-R BT.601, 16-235, rounded)" if channel == "y"
-             else "RGB (PSNR over all channels, SSIM averaged over channels)")
+    where = {"y": "Y (ITU-R BT.601, 16-235, rounded)",
+             "y-float": "Y (ITU-R BT.601, 16-235) of the 8-bit RGB images, not rounded (the "
+                        "IKC/DAN test scripts)",
+             "rgb": "RGB (PSNR over all channels, SSIM averaged over channels)"}[channel]
     return (f"PSNR/SSIM on {where}; grayscale ground truth on its gray values; uint8; "
             f"border crop = {border}; SSIM {SSIM_WINDOW}x{SSIM_WINDOW} Gaussian sigma "
             f"{SSIM_SIGMA}, K1={SSIM_K1} K2={SSIM_K2}, valid filtering")
@@ -170,7 +172,8 @@ def evaluate_pair(sr, hr, scale, hr_is_gray=False, channel="y"):
         hr_is_gray: the ground truth is a grayscale image (implied when ``hr`` has one
             channel). It is then scored on its gray values; a 3-channel ``sr`` is reduced to
             gray by the mean of its channels before rounding.
-        channel: 'y' (the papers' protocol) or 'rgb'.
+        channel: 'y' (the papers' protocol), 'y-float' (Y of the 8-bit RGB images computed
+            in float and not rounded, as IKC's and DAN's test scripts do) or 'rgb'.
 
     Returns:
         ``(psnr, ssim)`` as floats.
@@ -189,9 +192,11 @@ def evaluate_pair(sr, hr, scale, hr_is_gray=False, channel="y"):
         guess = _round_clip(sr if sr.ndim == 2 else sr.mean(axis=-1))
     elif sr.ndim == 2:
         # A Y-only output (SRCNN, VDSR) against a colour ground truth.
-        if channel != "y":
+        if channel == "rgb":
             raise ValueError("evaluate_pair: a single-channel sr can only be scored on 'y'")
         truth, guess = rgb2y(hr), _round_clip(sr)
+        if channel == "y-float":
+            truth = rgb2y(hr.astype(np.float64) / 255.0) * 255.0
     else:
         if sr.shape[-1] != 3:
             raise ValueError(f"evaluate_pair: expected sr with 1 or 3 channels, "
@@ -199,6 +204,10 @@ def evaluate_pair(sr, hr, scale, hr_is_gray=False, channel="y"):
         truth, guess = hr, _round_clip(sr)
         if channel == "y":
             truth, guess = rgb2y(truth), rgb2y(guess)
+        elif channel == "y-float":
+            # IKC's and DAN's test scripts: Y of the 8-bit RGB images taken as floats, unrounded
+            truth = rgb2y(truth.astype(np.float64) / 255.0) * 255.0
+            guess = rgb2y(guess / 255.0) * 255.0
     b = _border(scale)
     if b:
         truth, guess = truth[b:-b, b:-b], guess[b:-b, b:-b]
@@ -226,6 +235,9 @@ def _border(scale):
     return int(math.ceil(scale))
 
 
+CHANNELS = ("y", "y-float", "rgb")
+
+
 def _check_channel(channel):
-    if channel not in ("y", "rgb"):
-        raise ValueError(f"channel must be 'y' or 'rgb', got {channel!r}")
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}")

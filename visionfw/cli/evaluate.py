@@ -119,14 +119,19 @@ def run_folder_roles(folder, role="model"):
               help="LR protocol or spec: bicubic, gaussian8, aniso, usrnet12, "
                    "'gaussian(sigma=2.0)+bicubic+noise(15)', ...")
 @click.option("--seed", type=int, default=0, show_default=True, help="Protocol seed.")
-@click.option("--channel", type=click.Choice(["y", "rgb"]), default="y", show_default=True,
-              help="Score Y (the papers) or RGB.")
+@click.option("--channel", type=click.Choice(["y", "y-float", "rgb"]), default="y",
+              show_default=True,
+              help="Score Y (the papers: rounded), y-float (Y of the 8-bit images unrounded, as "
+                   "IKC's and DAN's test scripts) or RGB.")
 @click.option("--per-image", is_flag=True, help="Print a row per image.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report as JSON.")
 @click.option("--save-dir", type=click.Path(file_okay=False), default=None,
               help="Write SR images here.")
 @click.option("--grid", is_flag=True, help="With --save-dir: also a comparison picture per image.")
+@click.option("--save-steps", type=click.Path(file_okay=False), default=None,
+              help="Methods with steps (ikc): write each step's SR image and a picture of "
+                   "estimated against true kernels per image here.")
 @click.option("--lr-dir", type=click.Path(file_okay=False), default=None,
               help="Evaluate on these LR images (same names) instead of generated ones.")
 @click.option("--tile", type=click.IntRange(8, None), default=None,
@@ -139,7 +144,7 @@ def run_folder_roles(folder, role="model"):
 @one_line_errors
 def main(model, weights, method_params, datasets, data_root, params, scale, degradation, seed,
          channel, per_image, json_path, save_dir, grid, lr_dir, tile, tile_overlap,
-         self_ensemble, quiet, precision):
+         self_ensemble, quiet, precision, save_steps):
     """Evaluate MODEL (a registered name or .json dictionary; omit it to rebuild the model from
     --weights) or METHOD (sr, nonblind, kernel-estimator, ...: its networks by role with
     --weights ROLE=FILE) on each --dataset, printing PSNR/SSIM beside bicubic's."""
@@ -173,6 +178,9 @@ def main(model, weights, method_params, datasets, data_root, params, scale, degr
     common = dict(scale=scale, tile=tile, tile_overlap=tile_overlap,
                   self_ensemble=self_ensemble)
     if method_name is not None:
+        if params:
+            raise HyperparameterError("--param applies to a MODEL; a method's networks are "
+                                      "rebuilt from their weights files")
         if not roles:
             raise HyperparameterError(f"method {method_name} needs its networks: --weights "
                                       "ROLE=FILE (or a train.py run folder)")
@@ -186,7 +194,8 @@ def main(model, weights, method_params, datasets, data_root, params, scale, degr
         runner = method_for(net, **common)
         label = model or pathlib.Path(roles["model"]).name
     report = evaluate(runner, sets, degradation=degradation, seed=seed, channel=channel,
-                      save_dir=save_dir, grid=grid, lr_dir=lr_dir, model_name=label, log=log)
+                      save_dir=save_dir, grid=grid, lr_dir=lr_dir, model_name=label, log=log,
+                      save_steps=save_steps)
     report["protocol"]["precision"] = precision
     click.echo(format_report(report, per_image=per_image))
     if json_path:

@@ -74,6 +74,7 @@ _API = {
     "kernel_mse": "metrics",
     "kernel_picture": "metrics",
     "kernel_grid": "metrics",
+    "fit_isotropic_sigma": "metrics",
 }
 
 __all__ = sorted(["DegradationError", *_API])

@@ -145,3 +145,22 @@ def kernel_grid(estimated, true=None, zoom=6, columns=4, gap=4, shared_scale=Tru
         y, x = gap + r * (ch + gap), gap + col * (cw + gap)
         grid[y:y + c.shape[0], x:x + c.shape[1]] = c
     return grid
+
+
+def fit_isotropic_sigma(kernel, low=0.1, high=6.0, step=0.005):
+    """The sigma of the isotropic Gaussian (same size, sum one) nearest to ``kernel`` in the
+    least-squares sense, searched on a grid of ``step`` from ``low`` to ``high``.
+
+    For an estimated kernel (a decoded PCA code, say) this says how wide the estimate is in
+    the units of the blur that made the image; for a true isotropic Gaussian it returns its
+    sigma to within ``step``.
+    """
+    from visionfw.degradation.kernels import gaussian_kernel_stack
+
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1]:
+        raise DegradationError(f"fit_isotropic_sigma needs a square 2-D kernel, got {k.shape}")
+    sigmas = np.arange(low, high + step / 2, step)
+    bank = gaussian_kernel_stack(k.shape[0], sigmas, sigmas, np.zeros_like(sigmas))
+    errors = ((bank - k[None]) ** 2).sum(axis=(1, 2))
+    return float(sigmas[int(np.argmin(errors))])

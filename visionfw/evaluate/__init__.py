@@ -50,7 +50,7 @@ def make_method(name, networks, scale=None, tile=None, tile_overlap=16, self_ens
 
 def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel="y",
              tile=None, tile_overlap=16, self_ensemble=False, save_dir=None, grid=False,
-             lr_dir=None, model_name=None, log=None):
+             lr_dir=None, model_name=None, log=None, save_steps=None):
     """Evaluate ``model`` on ``datasets`` and return the report dict (see the module docstring).
 
     Args:
@@ -68,6 +68,8 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
             making them.
         model_name: the name in the report (default: the model's).
         log: a function that receives one line per image, for progress.
+        save_steps: for a method that returns every step (IKC), write each step's SR image and
+            a picture of each step's kernel against the true one there.
     """
     from visionfw.degradation import get_protocol, hr_multiple
     from visionfw.metrics import PROTOCOL, protocol_description
@@ -102,18 +104,19 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
                                     f"bicubic are scored {margin} px further in")
     if method.kind == "kernel":
         protocol["description"] = ("kernel PSNR (dB, peak 1) of the estimated kernel against "
-                                   "the true one, aligned on their centres")
+                                   "the true one, aligned on their centres; sigma: of the "
+                                   "isotropic Gaussian nearest to each (least squares)")
     results = []
     for dataset in datasets:
         for variant, deg in variants:
             start = time.perf_counter()
             rows = [_one_image(method, dataset, image_name, load, deg, variant, variants,
-                               lr_dir, multiple, scale, channel, save_dir, grid, log)
+                               lr_dir, multiple, scale, channel, save_dir, grid, log, save_steps)
                     for image_name, load in dataset.items]
             result = {"dataset": dataset.name, "variant": variant,
                       "degradation": "given LR images" if deg is None else str(deg),
                       "model": name, "scale": scale}
-            keys = (("kernel_psnr",) if method.kind == "kernel"
+            keys = (("kernel_psnr", "sigma", "true_sigma") if method.kind == "kernel"
                     else ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"))
             result.update({k: _mean(rows, k) for k in keys})
             if rows and "steps" in rows[0]:
@@ -129,7 +132,7 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
 
 
 def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir, multiple,
-               scale, channel, save_dir, grid, log):
+               scale, channel, save_dir, grid, log, save_steps=None):
     """Make the LR of one image, run the method, score it; the report row."""
     from visionfw.metrics import evaluate_pair
     from visionfw.resize import imresize
@@ -151,8 +154,12 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
                                   "blur kernel to score an estimate against")
         from visionfw.degradation import kernel_psnr
 
+        from visionfw.degradation import fit_isotropic_sigma
+
         estimate = method(lr, None, labels)["kernel"]
         kp = kernel_psnr(estimate, labels["kernel"])
+        sigmas = {"sigma": fit_isotropic_sigma(estimate),
+                  "true_sigma": fit_isotropic_sigma(labels["kernel"])}
         if save_dir is not None:
             from visionfw.evaluate.pictures import save_kernels
 
@@ -160,7 +167,7 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
                          image_name, estimate, labels["kernel"])
         if log:
             log(f"{dataset.name} {variant} {image_name}: kernel PSNR {kp:.2f} dB")
-        return {"name": image_name, "kernel_psnr": kp}
+        return {"name": image_name, "kernel_psnr": kp, **sigmas}
     bic = np.array(imresize(lr, scale), np.float32)
     np.clip(bic, 0, 1, out=bic)
     if bic.shape[:2] != hr.shape[:2]:
@@ -202,6 +209,11 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
             if "kernel" in step and "kernel" in labels:
                 entry["kernel_psnr"] = float(kernel_psnr(step["kernel"], labels["kernel"]))
             row["steps"].append(entry)
+        if save_steps is not None:
+            from visionfw.evaluate.pictures import save_steps as write_steps
+
+            write_steps(save_steps, dataset.name, variant if len(variants) > 1 else None,
+                        image_name, out["steps"], labels.get("kernel"))
         best = int(np.argmax([e["psnr"] for e in row["steps"]]))
         row.update(oracle_step=best, oracle_psnr=row["steps"][best]["psnr"],
                    oracle_ssim=row["steps"][best]["ssim"])

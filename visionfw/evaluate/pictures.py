@@ -87,3 +87,22 @@ def save_kernels(save_dir, dataset, variant, image_name, estimate, true):
     if picture.ndim == 2:
         picture = np.repeat(picture[..., None], 3, axis=-1)
     write_image(folder / f"{image_name}_kernel.png", picture)
+
+
+def save_steps(save_dir, dataset, variant, image_name, steps, true_kernel):
+    """A loop's every step: ``NAME_step<t>.png`` per step, and ``NAME_kernels.png``, the
+    estimated kernel of each step beside the true one (true in green)."""
+    from visionfw.degradation import kernel_grid
+    from visionfw.imageio import write_image
+    from visionfw.metrics import to_uint8
+
+    folder = pathlib.Path(save_dir) / dataset
+    if variant:
+        folder = folder / variant
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, step in enumerate(steps):
+        write_image(folder / f"{image_name}_step{t}.png", to_uint8(np.clip(step["image"], 0, 1)))
+    kernels = [step["kernel"] for step in steps if "kernel" in step]
+    if kernels and true_kernel is not None:
+        picture = kernel_grid(kernels, [true_kernel] * len(kernels), columns=len(kernels))
+        write_image(folder / f"{image_name}_kernels.png", picture)

@@ -72,20 +72,26 @@ def _steps_table(dataset, scale, results):
 
 
 def _kernel_table(dataset, scale, results, per_image):
-    """Rows of kernel PSNR (a kernel estimator's report)."""
-    head = f"{'kernel / image':<32} {'kernel PSNR':>11}"
+    """Rows of kernel PSNR and the fitted sigma of the estimate beside the true one."""
+    head = f"{'kernel / image':<32} {'kernel PSNR':>11} {'sigma':>7} {'true':>7}"
     lines = ["", f"{dataset} x{scale} — {results[0]['model']} (kernel estimate)", head,
              "-" * len(head)]
+
+    def row(name, r):
+        return (f"{name[:32]:<32} {r['kernel_psnr']:11.2f} {r.get('sigma', float('nan')):7.2f} "
+                f"{r.get('true_sigma', float('nan')):7.2f}")
+
     several = len(results) > 1
     for r in results:
         if per_image or not several:
             for img in r["images"]:
-                name = img["name"] if not several else f"{r['variant']}/{img['name']}"
-                lines.append(f"{name[:32]:<32} {img['kernel_psnr']:11.2f}")
+                lines.append(row(img["name"] if not several else f"{r['variant']}/{img['name']}",
+                                 img))
         if several:
-            lines.append(f"{str(r['variant'])[:32]:<32} {r['kernel_psnr']:11.2f}")
-    mean = float(np.mean([r["kernel_psnr"] for r in results]))
-    return lines + ["-" * len(head), f"{'mean':<32} {mean:11.2f}"]
+            lines.append(row(str(r["variant"]), r))
+    mean = {k: float(np.mean([r[k] for r in results if k in r]))
+            for k in ("kernel_psnr", "sigma", "true_sigma")}
+    return lines + ["-" * len(head), row("mean", mean)]
 
 
 def _describe_lr(degradation):

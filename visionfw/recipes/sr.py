@@ -38,6 +38,11 @@ class SRRecipe(Recipe):
         self.networks = {"model": model}
         self.optimizers = {"model": self.adam()}
         self.roles = roles_of(model)
+        other = [r for r in self.roles if r in ("sr", "kernel_code")]
+        if other:
+            raise TrainError(f"recipe sr feeds images, kernels, noise levels and scales; "
+                             f"{model.name} takes {', '.join(other)} (a kernel-code network "
+                             "trains with --recipe sftmd)")
         self.needs = tuple(r for r in self.roles if r != "image")
 
     def train_step(self, batch, opt):
