@@ -1,7 +1,8 @@
-"""``python -m visionfw COMMAND``: summary, models, recipes, methods, convert."""
+"""``python -m visionfw COMMAND``: sr, summary, models, recipes, methods, convert."""
 import click
 
 from visionfw.cli.convert import convert
+from visionfw.cli.sr import sr
 from visionfw.cli.summary import list_methods, list_models, list_recipes, summary
 
 
@@ -10,6 +11,7 @@ def main():
     """visionfw tools."""
 
 
+main.add_command(sr)
 main.add_command(summary)
 main.add_command(list_models)
 main.add_command(list_recipes)

@@ -1,0 +1,149 @@
+"""``python -m visionfw sr``: super-resolve your own LR images (no ground truth needed)."""
+import glob
+import os
+import pathlib
+import sys
+import time
+
+import click
+
+from visionfw.cli.common import one_line_errors, start_runtime
+from visionfw.errors import HyperparameterError
+
+
+def collect_inputs(inputs):
+    """Image paths from files, folders and glob patterns, in the order given (each once)."""
+    from visionfw.imageio import IMAGE_EXTENSIONS, list_images
+
+    out, seen = [], set()
+    for item in inputs:
+        path = pathlib.Path(item)
+        if path.is_dir():
+            found = list_images(path)
+        elif path.is_file():
+            found = [path]
+        else:
+            found = sorted(pathlib.Path(p) for p in glob.glob(item)
+                           if pathlib.Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise HyperparameterError(f"{item}: no such file or folder, and no image "
+                                          "matches it as a pattern")
+        for p in found:
+            if p.resolve() not in seen:
+                seen.add(p.resolve())
+                out.append(p)
+    if not out:
+        raise HyperparameterError(f"no PNG, BMP, JPEG or TIFF image in {', '.join(inputs)}")
+    return out
+
+
+def check_out_dir(out):
+    """Create ``out`` and prove it writable before any image is computed."""
+    import tempfile
+
+    try:
+        os.makedirs(out, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise HyperparameterError(f"--out {out} is not writable: "
+                                  f"{exc.strerror or type(exc).__name__}") from None
+
+
+@click.command("sr", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--weights", "weights", multiple=True, required=True,
+              help="Weights file, ROLE=FILE for a method's networks, or a train.py run "
+                   "folder; repeatable.")
+@click.option("--method", default=None,
+              help="Method of several networks (e.g. ikc); default: the single network's own.")
+@click.option("--method-param", "method_params", multiple=True, metavar="NAME=VALUE")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for the SR images (NAME_xS.png) and, for blind methods, the "
+                   "estimated kernels (NAME_kernel.png).")
+@click.option("--scale", type=click.IntRange(1, 16), default=None,
+              help="Up-scaling factor (default: the network's own).")
+@click.option("--tile", type=click.IntRange(8, None), default=None,
+              help="Run the network on tiles of this many LR pixels.")
+@click.option("--tile-overlap", type=click.IntRange(0, None), default=16, show_default=True)
+@click.option("--self-ensemble", is_flag=True, help="Average over the 8 flips and rotations.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True)
+@one_line_errors
+def sr(inputs, weights, method, method_params, out, scale, tile, tile_overlap, self_ensemble,
+       precision):
+    """Super-resolve INPUTS (image files, folders or quoted glob patterns) and write the SR
+    images to --out. Files that cannot be read are skipped and named."""
+    from visionfw.cli.evaluate import load_for_test, parse_weights
+    from visionfw.evaluate import EvaluationError, make_method, method_for
+    from visionfw.params import parse_pairs
+
+    if tile is not None and tile_overlap >= tile:
+        raise HyperparameterError(f"--tile-overlap {tile_overlap} must be smaller than "
+                                  f"--tile {tile}")
+    paths = collect_inputs(inputs)
+    check_out_dir(out)
+    roles = parse_weights(weights)
+    options = parse_pairs(method_params, flag="--method-param")
+    start_runtime()
+    from visionfw.runtime import set_precision
+
+    set_precision(precision)
+    common = dict(scale=scale, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble)
+    if method is None and len(roles) == 1 and "model" in roles and not options:
+        runner = method_for(load_for_test(None, roles["model"], (), scale), **common)
+    else:
+        networks = {r: load_for_test(None, p, (), scale) for r, p in roles.items()}
+        runner = make_method(method or "sr", networks, **common, **options)
+    if runner.kind != "image":
+        raise EvaluationError(f"method {runner.name} estimates kernels; sr writes SR images")
+    if runner.labels:
+        raise EvaluationError(f"method {runner.name} needs the true {runner.labels[0]} of each "
+                              "image, which images without ground truth do not have; use a "
+                              "blind method (e.g. --method ikc)")
+    done, skipped, start = [], [], time.perf_counter()
+    for i, path in enumerate(paths, 1):
+        try:
+            seconds, size = _one(runner, path, out)
+        except (EvaluationError, ValueError, OSError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            skipped.append(path.name)
+            click.echo(f"[{i}/{len(paths)}] {path.name}: skipped ({reason})", err=True)
+            continue
+        done.append(path.name)
+        click.echo(f"[{i}/{len(paths)}] {path.name}: {size} in {seconds:.1f} s", err=True)
+    total = time.perf_counter() - start
+    click.echo(f"{len(done)} image(s) super-resolved x{runner.scale} into {out} in {total:.1f} s"
+               + (f"; skipped {len(skipped)}: {', '.join(skipped)}" if skipped else ""))
+    if not done:
+        sys.exit(2)
+
+
+def _one(runner, path, out):
+    """Super-resolve one file; ``(seconds, 'WxH -> WxH')``."""
+    import numpy as np
+
+    from visionfw.imageio import ImageError, read_image, write_image
+    from visionfw.metrics import to_uint8
+    from visionfw.resize import imresize
+
+    try:
+        lr = read_image(path).astype(np.float32) / 255.0
+    except ImageError as exc:
+        raise ValueError(str(exc)) from None
+    t0 = time.perf_counter()
+    bicubic = np.clip(np.asarray(imresize(lr, runner.scale), np.float32), 0, 1)
+    result = runner(lr, bicubic, {})
+    image = np.clip(result["sr"][1], 0, 1)
+    stem = path.stem
+    write_image(pathlib.Path(out) / f"{stem}_x{runner.scale}.png", to_uint8(image))
+    if "kernel" in result:
+        from visionfw.degradation import kernel_picture
+
+        picture = kernel_picture(result["kernel"], zoom=8)
+        write_image(pathlib.Path(out) / f"{stem}_kernel.png",
+                    np.repeat(picture[..., None], 3, axis=-1))
+        np.save(pathlib.Path(out) / f"{stem}_kernel.npy", np.asarray(result["kernel"]))
+    h, w = lr.shape[:2]
+    return time.perf_counter() - t0, f"{w}x{h} -> {image.shape[1]}x{image.shape[0]}"
