@@ -1,6 +1,5 @@
 """``python -m visionfw sr``: super-resolve your own LR images (no ground truth needed)."""
 import glob
-import os
 import pathlib
 import sys
 import time
@@ -39,16 +38,11 @@ def collect_inputs(inputs):
 
 def check_out_dir(out):
     """Create ``out`` and prove it writable before any image is computed."""
-    import tempfile
+    from visionfw.fsutil import unwritable_reason
 
-    try:
-        os.makedirs(out, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise HyperparameterError(f"--out {out} is not writable: "
-                                  f"{exc.strerror or type(exc).__name__}") from None
+    reason = unwritable_reason(out)
+    if reason:
+        raise HyperparameterError(f"--out {out} is not writable: {reason}")
 
 
 @click.command("sr", context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,7 +2,6 @@
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 from visionfw.train import TrainError
@@ -120,14 +119,11 @@ def prepare_run_folder(out, resume):
 
     Returns the path of the latest checkpoint state file's folder (``out/checkpoints``).
     """
-    try:
-        os.makedirs(out, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise TrainError(f"run folder {out} is not writable: {reason}") from None
+    from visionfw.fsutil import unwritable_reason
+
+    reason = unwritable_reason(out)
+    if reason:
+        raise TrainError(f"run folder {out} is not writable: {reason}")
     ckpt = os.path.join(out, "checkpoints")
     has_run = os.path.isfile(os.path.join(ckpt, "checkpoint"))
     if resume and not has_run:
