@@ -164,3 +164,24 @@ def test_bicubic_through_test_py_matches_published_set5_x4(shared_data, tmp_path
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())["results"][0]
     assert abs(res["psnr"] - 28.42) <= 0.02 and abs(res["ssim"] - 0.8104) <= 0.002
+
+
+def test_images_too_small_to_score_are_skipped_and_named(tmp_path):
+    from tests.train_utils import write_images
+    from visionfw.train.validate import ValidationSet
+
+    folder = write_images(tmp_path / "HR", n=2, size=(36, 40))
+    write_image(tmp_path / "HR" / "tiny.png", np.full((12, 14, 3), 128, np.uint8))
+    model = visionfw.build_model("bicubic", scale=2, compile=False)
+    report = evaluate(model, [Dataset.from_folder(folder)])
+    result = report["results"][0]
+    assert [r["name"] for r in result["images"]] == ["img0", "img1"]
+    assert result["skipped"] == [{"name": "tiny", "reason": "14x12 is too small to score at x2: "
+                                  "SSIM needs at least 15x15 px"}]
+    assert "skipped tiny: 14x12 is too small" in format_report(report)
+    # training's validation leaves it out with a warning instead of stopping mid-run
+    from visionfw.imageio import read_image
+
+    images = [(n, read_image(tmp_path / "HR" / f"{n}.png")) for n in ("img0", "tiny")]
+    val = ValidationSet(images, 2)
+    assert [i["name"] for i in val.items] == ["img0"]

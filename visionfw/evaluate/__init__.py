@@ -110,15 +110,24 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
     for dataset in datasets:
         for variant, deg in variants:
             start = time.perf_counter()
-            rows = [_one_image(method, dataset, image_name, load, deg, variant, variants,
-                               lr_dir, multiple, scale, channel, save_dir, grid, log, save_steps)
-                    for image_name, load in dataset.items]
+            rows, skipped = [], []
+            for image_name, load in dataset.items:
+                try:
+                    rows.append(_one_image(method, dataset, image_name, load, deg, variant,
+                                           variants, lr_dir, multiple, scale, channel, save_dir,
+                                           grid, log, save_steps))
+                except TooSmall as exc:
+                    skipped.append({"name": image_name, "reason": str(exc)})
+                    if log:
+                        log(f"{dataset.name} {variant} {image_name}: skipped ({exc})")
             result = {"dataset": dataset.name, "variant": variant,
                       "degradation": "given LR images" if deg is None else str(deg),
                       "model": name, "scale": scale}
             keys = (("kernel_psnr", "sigma", "true_sigma") if method.kind == "kernel"
                     else ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"))
             result.update({k: _mean(rows, k) for k in keys})
+            if skipped:
+                result["skipped"] = skipped
             if rows and "steps" in rows[0]:
                 result["steps"] = _step_means(rows)
                 result["oracle_psnr"] = _mean(rows, "oracle_psnr")
@@ -139,6 +148,8 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
 
     hr, is_gray = load()
     hr = crop_to_multiple(hr, multiple)
+    if method.kind != "kernel":
+        check_scorable(method.crop(hr).shape, scale, image_name)
     labels = {}
     if deg is None:
         lr = given_lr(lr_dir, image_name, hr.shape, scale)
@@ -234,4 +245,22 @@ def _step_means(rows):
 
 
 def _mean(rows, key):
-    return float(np.mean([r[key] for r in rows]))
+    return float(np.mean([r[key] for r in rows])) if rows else None
+
+
+class TooSmall(EvaluationError):
+    """An image too small to be scored by the protocol (it is skipped and named)."""
+
+
+def check_scorable(hr_shape, scale, name):
+    """Raise :class:`TooSmall` unless SSIM's window fits inside the border-cropped image."""
+    import math
+
+    from visionfw.metrics import SSIM_WINDOW
+
+    border = int(math.ceil(scale))
+    side = min(hr_shape[:2]) - 2 * border
+    if side < SSIM_WINDOW:
+        need = SSIM_WINDOW + 2 * border
+        raise TooSmall(f"{hr_shape[1]}x{hr_shape[0]} is too small to score at x{scale}: SSIM "
+                       f"needs at least {need}x{need} px")

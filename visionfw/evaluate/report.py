@@ -35,13 +35,18 @@ def format_report(report, per_image=False):
             if several:
                 lines.append(_row_text(r["variant"], r))
         if several:
-            mean = {k: float(np.mean([r[k] for r in results]))
+            scored = [r for r in results if r.get("psnr") is not None]
+            mean = {k: float(np.mean([r[k] for r in scored])) if scored else None
                     for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
             lines += ["-" * len(head), _row_text("mean", mean)]
         else:
             if per_image:
                 lines.append("-" * len(head))
             lines.append(_row_text("mean", results[0]))
+        for r in results:
+            for skip in r.get("skipped", []):
+                where = f"{r['variant']}/" if several else ""
+                lines.append(f"skipped {where}{skip['name']}: {skip['reason']}")
     return "\n".join(lines)
 
 
@@ -106,6 +111,8 @@ def _describe_lr(degradation):
 
 
 def _row_text(name, r):
+    if r.get("psnr") is None:
+        return f"{name[:24]:<24} no image could be scored"
     return (f"{name[:24]:<24} {r['psnr']:7.2f} {r['ssim']:7.4f}   "
             f"{r['bicubic_psnr']:7.2f} {r['bicubic_ssim']:7.4f}")
 

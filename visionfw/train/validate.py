@@ -50,16 +50,28 @@ class ValidationSet:
         from visionfw.metrics import evaluate_pair
         from visionfw.resize import imresize
 
+        from visionfw.data.images import warn
+        from visionfw.evaluate import TooSmall, check_scorable
+
         self.scale = int(scale)
         self.items = []
         for name, image in images:
-            hr, lr, labels = make_lr(image, scale, degradation, seed, name, with_labels=True)
+            try:
+                check_scorable(image.shape, scale, name)      # before any work on it
+                hr, lr, labels = make_lr(image, scale, degradation, seed, name,
+                                         with_labels=True)
+                check_scorable(hr.shape, scale, name)         # cropped to the protocol
+            except TooSmall as exc:
+                warn(f"validation image {name}: {exc}; left out")
+                continue
             bicubic = np.clip(np.asarray(imresize(lr, scale=float(scale)), np.float32), 0, 1)
             p, s = evaluate_pair(bicubic, hr, scale)
             self.items.append({"name": name, "hr": hr, "lr": lr, "labels": labels,
                                "bicubic_psnr": p, "bicubic_ssim": s})
-        self.bicubic_psnr = float(np.mean([i["bicubic_psnr"] for i in self.items]))
-        self.bicubic_ssim = float(np.mean([i["bicubic_ssim"] for i in self.items]))
+        self.bicubic_psnr = (float(np.mean([i["bicubic_psnr"] for i in self.items]))
+                             if self.items else None)
+        self.bicubic_ssim = (float(np.mean([i["bicubic_ssim"] for i in self.items]))
+                             if self.items else None)
 
     def __len__(self):
         return len(self.items)
