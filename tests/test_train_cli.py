@@ -105,3 +105,13 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(tmp_path, images):
     settings = json.loads((out / "settings.json").read_text())
     assert settings["settings"]["steps"] == 150 and len(settings["resumed"]) == 1
     assert (out / "last.weights.h5").is_file()
+
+
+def test_a_log_that_is_not_a_terminal_gets_plain_progress_lines(tmp_path):
+    from tests.train_utils import train_tiny_run, write_images
+
+    images = write_images(tmp_path / "imgs", n=2, size=(40, 40))
+    r = train_tiny_run(tmp_path / "run", images)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b[" not in r.stdout and "\x08" not in r.stdout
+    assert "step 2/2 - loss: " in r.stdout

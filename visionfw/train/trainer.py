@@ -59,6 +59,24 @@ class NonFiniteLoss(TrainError):
     """A step produced a NaN or infinite loss or gradient."""
 
 
+class PlainProgress:
+    """Progress as one plain line every ``interval`` seconds (no ANSI codes or back-spaces),
+    for logs that are not a terminal."""
+
+    def __init__(self, start, end, interval=30.0, stream=None):
+        self.start, self.end, self.interval = start, end, interval
+        self.stream = stream or sys.stdout
+        self.last = time.perf_counter()
+
+    def update(self, done, values):
+        now = time.perf_counter()
+        if now - self.last < self.interval and self.start + done < self.end:
+            return
+        self.last = now
+        text = " - ".join(f"{k}: {v:.4g}" for k, v in values)
+        print(f"step {self.start + done}/{self.end} - {text}", file=self.stream, flush=True)
+
+
 class Trainer:
     """Trains a recipe on a patch pipeline.
 
@@ -416,9 +434,11 @@ class Trainer:
             data = iter(self.pipeline.distribute(self.strategy, start, self.steps))
         bar = None
         if self.progress and end > start:
-            interval = 0.5 if sys.stdout.isatty() else 30.0
-            bar = keras.utils.Progbar(end - start, interval=interval,
-                                      stateful_metrics=["loss", "val_psnr", "steps/s"])
+            if sys.stdout.isatty():
+                bar = keras.utils.Progbar(end - start, interval=0.5,
+                                          stateful_metrics=["loss", "val_psnr", "steps/s"])
+            else:
+                bar = PlainProgress(start, end)      # a log file gets plain lines
         recent, last_val = [], None
         times = [time.perf_counter()]
         t0 = time.time()
