@@ -134,3 +134,17 @@ def test_checkpoint_errors_are_one_line(tmp_path):
     small.save_weights(plain)
     with pytest.raises(CheckpointError, match="holds no visionfw dictionary"):
         visionfw.load_model(plain)
+
+
+def test_loading_a_checkpoint_warns_nothing(tmp_path):
+    import warnings
+
+    model = visionfw.build_model("srresnet", B=1, filters=8, scale=2)
+    model.fit(np.zeros((2, 8, 8, 3), np.float32), np.zeros((2, 16, 16, 3), np.float32),
+              epochs=1, verbose=0)                       # an optimiser with state
+    visionfw.save_model(model, tmp_path / "m.weights.h5")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        visionfw.load_model(tmp_path / "m.weights.h5")
+        visionfw.load_model(tmp_path / "m.weights.h5", compile=False)
+    assert [str(w.message) for w in caught] == []
