@@ -217,3 +217,18 @@ def test_the_nonblind_ensemble_feeds_each_orientation_its_turned_kernel(toy_run)
     for got, want in zip(seen, expected):
         np.testing.assert_allclose(got, want, atol=1e-7)
     assert len({np.round(k, 6).tobytes() for k in seen}) == 4    # 8 orientations, symmetric pairs
+
+
+def test_the_output_to_score_is_named_in_meta(folder):
+    """A two-output network (SR and a kernel estimate) is scored on the output meta names."""
+    d = {"name": "TwoOut", "meta": {"scale": 2, "score": "sr"},
+         "inputs": [{"node": "lr", "shape": [None, None, 3]}], "outputs": ["k", "sr"],
+         "resize": [("lr", "sr")], "resize_sub": "BicubicResize", "resize_par": {"scale": 2},
+         "pool": [("lr", "k")], "pool_sub": "GlobalAveragePooling2D"}
+    model = visionfw.build(d)
+    result = evaluate(model, [Dataset.from_folder(folder)])["results"][0]
+    assert result["psnr"] == pytest.approx(result["bicubic_psnr"], abs=0.02)
+    bad = visionfw.build({**d, "meta": {"scale": 2}})
+    with pytest.raises(visionfw.VisionfwError, match=r"has 2 outputs \(k, sr\); name the image "
+                                                     r"to score in its dictionary's meta"):
+        evaluate(bad, [Dataset.from_folder(folder)])

@@ -16,9 +16,11 @@ class Predictor:
         model: a ``keras.Model`` mapping ``(N, h, w, C)`` (and its other inputs) to
             ``(N, s*h, s*w, C)``.
         jit: compile with XLA (retraces per input size, but runs faster on fixed sizes).
+        output: for a model with several outputs, the index of the one returned (default:
+            the one its dictionary's ``meta['score']`` names, see :func:`scored_output`).
     """
 
-    def __init__(self, model, jit=False):
+    def __init__(self, model, jit=False, output=None):
         import tensorflow as tf
 
         self.model = model
@@ -26,10 +28,14 @@ class Predictor:
         self.channels = model.inputs[0].shape[-1]
         specs = [tf.TensorSpec([None, *t.shape[1:]], tf.float32) for t in model.inputs]
         single = self.n_inputs == 1
+        index = scored_output(model) if output is None else output
 
         def call(*xs):
+            out = model(xs[0] if single else list(xs), training=False)
+            if isinstance(out, (list, tuple)):
+                out = out[index]
             # float32 out whatever the compute precision (a bf16 network under --precision bf16)
-            return tf.cast(model(xs[0] if single else list(xs), training=False), tf.float32)
+            return tf.cast(out, tf.float32)
 
         self._fn = tf.function(call, input_signature=None if jit else specs, jit_compile=jit,
                                reduce_retracing=True)
@@ -42,6 +48,25 @@ class Predictor:
         xs = [np.asarray(image, np.float32)[None]]
         xs += [np.asarray(e, np.float32)[None] for e in extras]
         return np.asarray(self._fn(*xs))[0]
+
+
+def scored_output(model):
+    """Index of the output to score: the one ``meta['score']`` names among the dictionary's
+    ``outputs`` (a model with one output: 0). A model with several outputs must name it."""
+    from visionfw.graph.builder import model_spec
+
+    if len(model.outputs) == 1:
+        return 0
+    d = (model_spec(model) or {}).get("dict", {})
+    name = (d.get("meta") or {}).get("score")
+    outputs = [str(o) for o in d.get("outputs") or []]
+    if name is None or str(name) not in outputs:
+        from visionfw.errors import VisionfwError
+
+        raise VisionfwError(f"model {model.name!r} has {len(model.outputs)} outputs "
+                            f"({', '.join(outputs) or 'unnamed'}); name the image to score in "
+                            "its dictionary's meta['score']")
+    return outputs.index(str(name))
 
 
 def run_tiled(fn, image, scale, tile, overlap):
