@@ -148,3 +148,17 @@ def test_loading_a_checkpoint_warns_nothing(tmp_path):
         visionfw.load_model(tmp_path / "m.weights.h5")
         visionfw.load_model(tmp_path / "m.weights.h5", compile=False)
     assert [str(w.message) for w in caught] == []
+
+
+def test_weights_of_another_configuration_name_the_weight_and_both_shapes(tmp_path):
+    from visionfw.checkpoint import load_weights
+    from visionfw.errors import CheckpointError
+
+    small = visionfw.build_model("srresnet", B=1, filters=8, scale=2, compile=False)
+    visionfw.save_model(small, tmp_path / "s.weights.h5")
+    wide = visionfw.build_model("srresnet", B=1, filters=16, scale=2, compile=False)
+    with pytest.raises(CheckpointError) as err:
+        load_weights(wide, tmp_path / "s.weights.h5")
+    message = str(err.value)
+    assert "convo_0/kernel is (9, 9, 3, 16) in the model but (9, 9, 3, 8) in the file" in message
+    assert "\n" not in message and not message.rstrip().endswith(":")

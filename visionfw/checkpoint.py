@@ -85,10 +85,27 @@ def load_weights(model, path):
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model.load_weights(path)
     except Exception as exc:  # Keras raises ValueError, KeyError or OSError here
-        reason = str(exc).strip().splitlines()
-        reason = reason[0] if reason else type(exc).__name__
-        raise CheckpointError(f"{path}: weights do not fit model {model.name!r}: {reason}") from None
+        raise CheckpointError(f"{path}: weights do not fit model {model.name!r}: "
+                              f"{_mismatch(exc)}") from None
     return model
+
+
+def _mismatch(exc):
+    """One line from Keras' loading error: which weight, which shapes, how many objects."""
+    import re
+
+    text = str(exc)
+    count = re.search(r"A total of (\d+) objects could not be loaded", text)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    path = re.search(r"Target variable: <Variable path=([^,]+),", text)
+    if shapes and path:
+        many = f" (and {int(count.group(1)) - 1} more objects)" if count and int(
+            count.group(1)) > 1 else ""
+        return (f"{path.group(1)} is {shapes.group(1)} in the model but "
+                f"{shapes.group(2)} in the file{many}; the file was saved from another "
+                "configuration (check --param and --scale, or load it without naming a model)")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " ".join(lines[:2]) if lines else type(exc).__name__
 
 
 def load_model(path, compile=True, **overrides):
