@@ -143,3 +143,15 @@ def test_cli(tmp_path, capsys):
                      "--out", str(tmp_path / "bad")]) == 2
     assert "gaussian8 is defined for scales" in capsys.readouterr().err
     assert cli_main(["protocols"]) == 0 and "usrnet12" in capsys.readouterr().out
+
+
+def test_export_command_prints_no_tensorflow_start_up_lines(tmp_path):
+    from tests.train_utils import run_py
+
+    data = _dataset(tmp_path / "hr")
+    r = run_py("-m", "visionfw.degradation", "export", "--protocol", "bicubic", "--scale", "2",
+               "--dataset", str(data), "--out", str(tmp_path / "out"),
+               env={"TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert r.returncode == 0, r.stderr
+    noise = ("oneDNN", "cuda", "cuInit", "absl", "cpu_feature_guard")
+    assert not [line for line in r.stderr.splitlines() if any(n in line for n in noise)], r.stderr

@@ -24,8 +24,10 @@ def cli():
               help="USRNet kernels_12.mat (usrnet12 only).")
 def export(protocol, scale, dataset, out, seed, kernels_path):
     """Write the LR images (PNG) and kernels (.npy, .png) of a protocol; print the export hash."""
+    from visionfw import runtime
     from visionfw.degradation.protocols import export_protocol
 
+    runtime.import_tensorflow_quietly()      # TensorFlow's start-up chatter is not ours to print
     manifest = export_protocol(protocol, scale, dataset, out, seed, kernels_path,
                                log=lambda msg: click.echo(msg, err=True))
     click.echo(f"{len(manifest['files'])} files in {out}; hash {manifest['hash']}")
