@@ -232,3 +232,20 @@ def test_the_output_to_score_is_named_in_meta(folder):
     with pytest.raises(visionfw.VisionfwError, match=r"has 2 outputs \(k, sr\); name the image "
                                                      r"to score in its dictionary's meta"):
         evaluate(bad, [Dataset.from_folder(folder)])
+
+
+def test_a_dictionary_trained_with_scale_keeps_it_in_its_checkpoint(tmp_path, folder):
+    d = toy_dict()
+    d["meta"] = {"color": "rgb"}                     # no scale: it comes from --scale
+    visionfw.save_dict(d, tmp_path / "noscale.json")
+    out = tmp_path / "run"
+    r = run_py("train.py", str(tmp_path / "noscale.json"), "--scale", "2", "--degradation", BLUR,
+               "--train-dir", folder, "--val-dir", folder, "--steps", "2", "--batch-size", "2",
+               "--patch-size", "32", "--val-every", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    from visionfw.checkpoint import read_spec
+
+    assert read_spec(out / "best.weights.h5")["dict"]["meta"]["scale"] == 2
+    r = run_py("test.py", "--weights", str(out / "best.weights.h5"), "--dataset", folder,
+               "--degradation", "gaussian(sigma=1.0)+bicubic", "--quiet")
+    assert r.returncode == 0, r.stderr

@@ -35,6 +35,9 @@ def resolve_model_and_scale(config):
         config.scale = int(scale)
     elif scale and int(scale) != config.scale:
         raise TrainError(f"--scale {config.scale} but the model up-samples x{scale}")
+    elif not scale:
+        # the checkpoints carry what test.py needs: the scale this dictionary was trained at
+        d = dict(d, meta=dict(d.get("meta") or {}, scale=config.scale))
     return d, name, hparams
 
 
