@@ -65,16 +65,18 @@ def with_pca(d, pca):
 
 
 def encode(pca, kernels, noise_sigma=None):
-    """Codes ``(B, t)`` of kernels ``(B, k, k)`` (tensors or arrays); with ``noise_sigma`` (the
-    0-255 scale) its IKC form ``10 * sigma / 255`` is appended."""
+    """Codes ``(B, t)`` of kernels ``(B, k, k)``: a float32 tensor for tensors (in graphs), a
+    float32 array for arrays. With ``noise_sigma`` (the 0-255 scale), its IKC form
+    ``10 * sigma / 255`` is appended."""
     import tensorflow as tf
 
-    kernels = tf.convert_to_tensor(kernels, tf.float32)
-    if kernels.shape[-1] != pca.kernel_size:
+    as_numpy = isinstance(kernels, np.ndarray)
+    shape = tuple(kernels.shape)
+    if shape[-1] != pca.kernel_size:
         raise CodeError(f"the PCA codes {pca.kernel_size}x{pca.kernel_size} kernels, the "
-                        f"degradation makes {kernels.shape[-1]}x{kernels.shape[-2]}")
-    code = pca.encode(kernels)
+                        f"degradation makes {shape[-1]}x{shape[-2]}")
+    code = pca.encode(tf.convert_to_tensor(kernels, tf.float32))
     if noise_sigma is not None:
         sigma = tf.reshape(tf.cast(noise_sigma, tf.float32), (-1, 1)) * (10.0 / 255.0)
         code = tf.concat([code, sigma], axis=-1)
-    return code
+    return code.numpy() if as_numpy else code

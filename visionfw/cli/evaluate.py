@@ -76,6 +76,15 @@ def parse_weights(values):
     return out
 
 
+def method_from_roles(name, roles, options, scale=None, **common):
+    """Method ``name`` on the networks of ``roles`` (``{role: weights file}``), each rebuilt
+    from its own file; ``common`` are the tiling and self-ensemble options."""
+    from visionfw.evaluate import make_method
+
+    networks = {r: load_for_test(None, p, (), scale) for r, p in roles.items()}
+    return make_method(name, networks, scale=scale, **common, **options)
+
+
 def run_folder_roles(folder, role="model"):
     """``{role: weights file}`` of a ``train.py`` run folder, as its recipe declares them."""
     from visionfw.train.config import read_settings
@@ -148,8 +157,7 @@ def main(model, weights, method_params, datasets, data_root, params, scale, degr
     """Evaluate MODEL (a registered name or .json dictionary; omit it to rebuild the model from
     --weights) or METHOD (sr, nonblind, kernel-estimator, ...: its networks by role with
     --weights ROLE=FILE) on each --dataset, printing PSNR/SSIM beside bicubic's."""
-    from visionfw.evaluate import (evaluate, format_report, make_method, resolve_dataset,
-                                   write_report)
+    from visionfw.evaluate import evaluate, format_report, method_for, resolve_dataset, write_report
     from visionfw.methods.base import is_method
     from visionfw.params import parse_pairs
 
@@ -175,8 +183,7 @@ def main(model, weights, method_params, datasets, data_root, params, scale, degr
 
     set_precision(precision)
     log = None if quiet else (lambda line: click.echo(line, err=True))
-    common = dict(scale=scale, tile=tile, tile_overlap=tile_overlap,
-                  self_ensemble=self_ensemble)
+    common = dict(tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble)
     if method_name is not None:
         if params:
             raise HyperparameterError("--param applies to a MODEL; a method's networks are "
@@ -184,14 +191,11 @@ def main(model, weights, method_params, datasets, data_root, params, scale, degr
         if not roles:
             raise HyperparameterError(f"method {method_name} needs its networks: --weights "
                                       "ROLE=FILE (or a train.py run folder)")
-        networks = {r: load_for_test(None, p, params, scale) for r, p in roles.items()}
-        runner = make_method(method_name, networks, **common, **options)
+        runner = method_from_roles(method_name, roles, options, scale, **common)
         label = method_name
     else:
         net = load_for_test(model, roles.get("model"), params, scale)
-        from visionfw.evaluate import method_for
-
-        runner = method_for(net, **common)
+        runner = method_for(net, scale=scale, **common)
         label = model or pathlib.Path(roles["model"]).name
     report = evaluate(runner, sets, degradation=degradation, seed=seed, channel=channel,
                       save_dir=save_dir, grid=grid, lr_dir=lr_dir, model_name=label, log=log,

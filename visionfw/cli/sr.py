@@ -69,8 +69,8 @@ def sr(inputs, weights, method, method_params, out, scale, tile, tile_overlap, s
        precision):
     """Super-resolve INPUTS (image files, folders or quoted glob patterns) and write the SR
     images to --out. Files that cannot be read are skipped and named."""
-    from visionfw.cli.evaluate import load_for_test, parse_weights
-    from visionfw.evaluate import EvaluationError, make_method, method_for
+    from visionfw.cli.evaluate import load_for_test, method_from_roles, parse_weights
+    from visionfw.evaluate import EvaluationError, method_for
     from visionfw.params import parse_pairs
 
     if tile is not None and tile_overlap >= tile:
@@ -84,12 +84,11 @@ def sr(inputs, weights, method, method_params, out, scale, tile, tile_overlap, s
     from visionfw.runtime import set_precision
 
     set_precision(precision)
-    common = dict(scale=scale, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble)
+    common = dict(tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble)
     if method is None and len(roles) == 1 and "model" in roles and not options:
-        runner = method_for(load_for_test(None, roles["model"], (), scale), **common)
+        runner = method_for(load_for_test(None, roles["model"], (), scale), scale=scale, **common)
     else:
-        networks = {r: load_for_test(None, p, (), scale) for r, p in roles.items()}
-        runner = make_method(method or "sr", networks, **common, **options)
+        runner = method_from_roles(method or "sr", roles, options, scale, **common)
     if runner.kind != "image":
         raise EvaluationError(f"method {runner.name} estimates kernels; sr writes SR images")
     if runner.labels:

@@ -30,7 +30,6 @@ def method_for(model, scale=None, tile=None, tile_overlap=16, self_ensemble=Fals
     """The method that runs a single network: ``nonblind`` when it takes a kernel, noise level
     or scale beside the image, else ``sr``."""
     from visionfw.conditioning import is_conditioned
-    from visionfw.methods.base import get_method
 
     name = "nonblind" if is_conditioned(model) else "sr"
     return make_method(name, {"model": model}, scale, tile, tile_overlap, self_ensemble)
@@ -149,7 +148,7 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
     hr, is_gray = load()
     hr = crop_to_multiple(hr, multiple)
     if method.kind != "kernel":
-        check_scorable(method.crop(hr).shape, scale, image_name)
+        check_scorable(method.crop(hr).shape, scale)
     labels = {}
     if deg is None:
         lr = given_lr(lr_dir, image_name, hr.shape, scale)
@@ -252,7 +251,7 @@ class TooSmall(EvaluationError):
     """An image too small to be scored by the protocol (it is skipped and named)."""
 
 
-def check_scorable(hr_shape, scale, name):
+def check_scorable(hr_shape, scale):
     """Raise :class:`TooSmall` unless SSIM's window fits inside the border-cropped image."""
     import math
 

@@ -53,9 +53,7 @@ class KernelEstimatorMethod(Method):
         return False
 
     def __call__(self, lr, bicubic, labels):
-        import tensorflow as tf
-
-        out = np.asarray(self.predict._fn(tf.constant(lr[None], tf.float32)))[0]
+        out = self.predict(lr)
         if self.pca is not None:
             kernel = self.pca.decode(out[None].astype(np.float64))[0]
         else:

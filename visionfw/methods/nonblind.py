@@ -67,10 +67,10 @@ class NonBlindMethod(Method):
         return out
 
     def _code(self, kernel, noise_sigma):
-        code = self.pca.encode(np.asarray(kernel, np.float64)[None])[0]
-        if self.noise:
-            code = np.append(code, 10.0 * float(noise_sigma or 0.0) / 255.0)
-        return code.astype(np.float32)
+        from visionfw.kernel_codes import encode
+
+        sigma = np.float32([noise_sigma or 0.0]) if self.noise else None
+        return encode(self.pca, np.asarray(kernel, np.float32)[None], sigma)[0]
 
     def __call__(self, lr, bicubic, labels):
         from visionfw.inference import run_tiled, self_ensemble

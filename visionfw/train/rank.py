@@ -108,12 +108,8 @@ def rank_datasets(base, datasets, eval_datasets, json_path=None, threads=None, a
                                  f"({result['stopped']}); run again to resume")
             if trainer.ema_vars:
                 trainer.swap_ema()
-        import tensorflow as tf
-
-        predict = trainer._predict
         for i, val in enumerate(eval_sets):
-            psnr[i, j] = val.evaluate(
-                lambda x: predict({k: tf.constant(v) for k, v in x.items()}).numpy())["psnr"]
+            psnr[i, j] = val.evaluate(trainer.predict_arrays)["psnr"]
     bicubic = np.array([v.bicubic_psnr for v in eval_sets])
     gain = psnr - bicubic[:, None]
     report = {

@@ -342,11 +342,14 @@ class Trainer:
         if self.ema_vars:
             self.swap_ema()
         try:
-            return self.validation.evaluate(
-                lambda inputs: self._predict({k: tf.constant(v) for k, v in inputs.items()}).numpy())
+            return self.validation.evaluate(self.predict_arrays)
         finally:
             if self.ema_vars:
                 self.swap_ema()
+
+    def predict_arrays(self, inputs):
+        """The recipe's prediction for a dict of NumPy batches, as a NumPy array."""
+        return self._predict({k: tf.constant(v) for k, v in inputs.items()}).numpy()
 
     def _csv_path(self):
         return os.path.join(self.run_dir, "val.csv") if self.run_dir and self.is_chief else None

@@ -57,10 +57,10 @@ class ValidationSet:
         self.items = []
         for name, image in images:
             try:
-                check_scorable(image.shape, scale, name)      # before any work on it
+                check_scorable(image.shape, scale)            # before any work on it
                 hr, lr, labels = make_lr(image, scale, degradation, seed, name,
                                          with_labels=True)
-                check_scorable(hr.shape, scale, name)         # cropped to the protocol
+                check_scorable(hr.shape, scale)               # cropped to the protocol
             except TooSmall as exc:
                 warn(f"validation image {name}: {exc}; left out")
                 continue
