@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo clean
+.PHONY: install test demo blind-demo clean
 
 install: $(STAMP)
 
@@ -32,6 +32,16 @@ demo: $(STAMP)
 	$(BIN)/python -c "import json, sys; rows = json.load(open('$(DEMO)/report.json'))['results'][0]['images']; \
 	    worse = [r['name'] for r in rows if r['psnr'] <= r['bicubic_psnr']]; \
 	    sys.exit('the model does not beat bicubic on: ' + ', '.join(worse) if worse else 0)"
+
+# Blind SR of real LR photographs (no ground truth) with the zoo's IKC networks (x4): SR
+# image, estimated kernel and every correction step with its kernel in runs/blind-demo.
+SHARED ?= ../shared/data
+IKC := --weights sftmd=zoo/sftmd_nb8_nf32_x4.weights.h5 \
+       --weights predictor=zoo/ikc_predictor_nf32_x4.weights.h5 \
+       --weights corrector=zoo/ikc_corrector_nf32_x4.weights.h5
+blind-demo: $(STAMP)
+	$(BIN)/python -m visionfw sr $(SHARED)/real_lr/chip/chip.png $(SHARED)/real_lr/SRMD_real/cat.png \
+	    --method ikc $(IKC) --iterations 7 --out runs/blind-demo --save-steps runs/blind-demo/steps
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

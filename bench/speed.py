@@ -8,7 +8,15 @@ Cases (the same as ``../shared/bench/torch_reference.py``):
   srresnet_x4_train_step_ms  SRResNet x4, batch 16 of 24x24 LR patches, L1 loss, Adam
 
 plus ``<name>_infer_ms`` (one 128x128 LR image) and ``<name>_train_step_ms`` (batch 16 of 24x24
-LR patches) for every other registered model. Each case is timed on every execution path
+LR patches) for every other registered model, and for USRNet:
+
+  usrnet_data_step_ms        the closed-form FFT data step alone, one 128x128 LR image x4
+                             (512x512 estimate), 25x25 kernel
+  usrnet_x4_infer_ms         USRNet (8 iterations, ResUNet 64-512), one 64x64 LR image x4, 25x25
+                             kernel (256x256 out)
+
+Inputs are made by role: a network's scale input gets its scale, its kernel input a normalised
+25x25 kernel. Each case is timed on every execution path
 (graph function or XLA, oneDNN on or off — a process-wide switch, so each setting runs in its
 own process) and the report keeps all of them, marks the fastest, and gives the achieved
 GFLOP/s (floating-point work counted from the traced graph's convolutions and matrix
@@ -100,20 +108,47 @@ def matmul_gflops(tf, n=2048, runs=5, dtype="float32"):
     return 2 * n ** 3 / (ms * 1e-3) / 1e9
 
 
-def make_inputs(model, batch, size, tf):
-    """Random inputs: image inputs get ``size``, other inputs keep their declared shape."""
+def make_inputs(model, batch, size, tf, scale=None):
+    """Random inputs by role: image inputs get ``size``, a kernel input a normalised 25x25
+    kernel, a scale input the scale, other inputs keep their declared shape."""
+    from visionfw.conditioning import roles_of
+
     xs = []
-    for t in model.inputs:
+    for t, role in zip(model.inputs, roles_of(model)):
+        if role == "kernel":
+            k = tf.random.uniform([batch, 25, 25])
+            xs.append(k / tf.reduce_sum(k, axis=[1, 2], keepdims=True))
+            continue
+        if role == "scale":
+            xs.append(tf.fill([batch], float(scale or 4)))
+            continue
         dims = [batch] + [size[i] if d is None and i < 2 else (d or 1)
                           for i, d in enumerate(t.shape[1:])]
         xs.append(tf.random.uniform(dims))
     return xs[0] if len(xs) == 1 else xs
 
 
+def time_data_step(shape, runs, jit, tf):
+    """The USRNet data step alone: z (1, 4h, 4w, 3), y (1, h, w, 3), a 25x25 kernel."""
+    from visionfw.layers import usrnet_data_step
+
+    batch, h, w = shape
+    y = tf.random.uniform([batch, h, w, 3])
+    z = tf.random.uniform([batch, 4 * h, 4 * w, 3])
+    k = tf.random.uniform([batch, 25, 25])
+    k = k / tf.reduce_sum(k, axis=[1, 2], keepdims=True)
+    alpha = tf.fill([batch], 0.05)
+    fn = tf.function(lambda z, y, k, a: usrnet_data_step(z, y, k, a, 4), jit_compile=jit)
+    fn(z, y, k, alpha)
+    return median_ms(lambda: fn(z, y, k, alpha).numpy(), runs), 0
+
+
 def time_case(name, hp, kind, shape, runs, jit, tf, visionfw, keras):
+    if kind == "data_step":
+        return time_data_step(shape, runs, jit, tf)
     model = visionfw.build_model(name, compile=False, **hp)
     batch, h, w = shape
-    x = make_inputs(model, batch, (h, w), tf)
+    x = make_inputs(model, batch, (h, w), tf, hp.get("scale"))
     if kind == "infer":
         fn = tf.function(lambda x: model(x, training=False), jit_compile=jit)
         concrete = fn.get_concrete_function(x)
@@ -143,8 +178,10 @@ def time_case(name, hp, kind, shape, runs, jit, tf, visionfw, keras):
 
 def cases_for(visionfw):
     cases = dict(MAIN_CASES)
+    cases["usrnet_data_step_ms"] = ("usrnet", {}, "data_step", (1, 128, 128))
+    cases["usrnet_x4_infer_ms"] = ("usrnet", {"scale": 4}, "infer", (1, 64, 64))
     for name in visionfw.model_names():
-        if name == "srresnet":
+        if name in ("srresnet", "usrnet"):
             continue
         hp = {"scale": 1} if name == "vdsr" else {}
         cases.setdefault(f"{name}_infer_ms", (name, hp, "infer", (1, 128, 128)))

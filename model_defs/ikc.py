@@ -42,7 +42,7 @@ def _check(model, nf, code_len, channels):
                                   f"code_len={code_len}, channels={channels}")
 
 
-@register_model("ikc-predictor")
+@register_model("ikc-predictor", recipe="ikc-predictor")
 def ikc_predictor(nf: int = 64, code_len: int = 10, channels: int = 3, scale: int = 4):
     """IKC's Predictor: the kernel code of an LR image.
 
@@ -68,7 +68,7 @@ def ikc_predictor(nf: int = 64, code_len: int = 10, channels: int = 3, scale: in
     }
 
 
-@register_model("ikc-corrector")
+@register_model("ikc-corrector", recipe="ikc")
 def ikc_corrector(nf: int = 64, code_len: int = 10, channels: int = 3, scale: int = 4):
     """IKC's Corrector: a corrected kernel code from an SR image and the current code.
 

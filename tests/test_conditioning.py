@@ -7,7 +7,7 @@ import pytest
 import scipy.ndimage
 
 import visionfw
-from tests.train_utils import run_py, write_images
+from tests.train_utils import run_cli, run_py, write_images
 from visionfw.data.images import ImageSet
 from visionfw.data.pipeline import PairedPatches, PatchPipeline, UnpairedPatches
 from visionfw.degradation import gaussian_kernel, parse_degradation
@@ -148,13 +148,13 @@ def test_trained_on_kernel_labels_and_scored_with_the_true_kernel(toy_run, folde
     k1, k2 = gaussian_kernel(21, 0.8)[None], gaussian_kernel(21, 2.5)[None]
     assert not np.allclose(model([x, k1]), model([x, k2]))
     # a method of one role refuses a second one, in one line
-    r = run_py("test.py", "nonblind", "--weights", f"model={out / 'best.weights.h5'}",
+    r = run_cli("test.py", "nonblind", "--weights", f"model={out / 'best.weights.h5'}",
                "--weights", f"extra={out / 'best.weights.h5'}", "--dataset", folder)
     assert r.returncode == 2 and "unknown role(s) extra" in r.stderr
     assert r.stderr.strip().count("\n") == 0
     # and LR images from a folder carry no kernel
-    r = run_py("test.py", "--weights", str(out / "best.weights.h5"), "--dataset", folder,
-               "--lr-dir", folder)
+    r = run_cli("test.py", "--weights", str(out / "best.weights.h5"), "--dataset", folder,
+                "--lr-dir", folder)
     assert r.returncode == 2 and "needs the true kernel" in r.stderr
 
 

@@ -161,5 +161,6 @@ def test_motion_and_uint8_input():
 
 
 def test_op_listing():
-    assert op_names() == ["bicubic", "direct", "gaussian", "jpeg", "kernel", "motion", "noise", "quantize"]
+    assert op_names() == ["bicubic", "direct", "gaussian", "jpeg", "kernel", "motion", "noise",
+                          "quantize", "randomblur"]
     assert any(line.startswith("gaussian(sigma, sigma1, sigma2, theta, size=21") for line in describe_ops())

@@ -118,10 +118,13 @@ def test_test_py_errors_are_one_line_and_json_is_never_half_written(folder, tmp_
         (("bicubic", "--dataset", str(folder), "--degradation", "gausian(sigma=2)"),
          "gausian"),
     ]
-    for args, pattern in cases:
-        r = run_test_py(*args)
-        assert r.returncode == 2, (args, r.stdout, r.stderr)
-        assert pattern in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    from tests.train_utils import run_cli
+
+    for i, (args, pattern) in enumerate(cases):   # in this process; the first also as a user
+        for r in ([run_test_py(*args)] if i == 0 else []) + [run_cli("test.py", *args,
+                                                                       "--quiet")]:
+            assert r.returncode == 2, (args, r.stdout, r.stderr)
+            assert pattern in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
     assert out.read_text() == "previous report"
 
 

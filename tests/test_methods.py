@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import visionfw
-from tests.train_utils import run_py, train_tiny_run, write_images
+from tests.train_utils import run_cli, run_py, train_tiny_run, write_images
 from visionfw.degradation import fit_pca, kernel_psnr
 from visionfw.evaluate import Dataset, EvaluationError, evaluate, make_method
 
@@ -58,12 +58,12 @@ def test_method_errors_are_one_line(folder, tmp_path):
         make_method("sr", {"model": sr}, pca="x")
     weights = tmp_path / "p.weights.h5"
     visionfw.save_model(model, weights)
-    r = run_py("test.py", "kernel-estimator", "--weights", f"model={weights}", "--dataset",
+    r = run_cli("test.py", "kernel-estimator", "--weights", f"model={weights}", "--dataset",
                folder, "--degradation", "gaussian(sigma=1)+bicubic", "--method-param",
                "pca=nope.npy")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
     assert "nope.npy: no such PCA file" in r.stderr
-    r = run_py("test.py", "--weights", f"sftmd={weights}", "--dataset", folder)
+    r = run_cli("test.py", "--weights", f"sftmd={weights}", "--dataset", folder)
     assert r.returncode == 2 and "roles belong to a METHOD" in r.stderr
 
 
@@ -76,5 +76,5 @@ def test_a_run_folder_names_its_networks(folder, tmp_path):
                "--quiet")
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     assert a.stdout.splitlines()[-1] == b.stdout.splitlines()[-1]
-    r = run_py("test.py", "--weights", str(tmp_path), "--dataset", folder)
+    r = run_cli("test.py", "--weights", str(tmp_path), "--dataset", folder)
     assert r.returncode == 2 and "not a train.py run folder" in r.stderr

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.train_utils import (make_trainer, run_py, tiny_config, train_tiny_run, weights,
+from tests.train_utils import (make_trainer, run_cli, run_py, tiny_config, train_tiny_run, weights,
                                write_images)
 from visionfw.params import Hyperparameter
 from visionfw.recipes.base import Recipe, register_recipe
@@ -141,9 +141,9 @@ def test_train_py_recipe_options_and_unknown_recipe(tmp_path, images):
     saved = json.loads((out / "settings.json").read_text())
     assert saved["recipe"] == {"name": "sr", "params": {}}
     assert saved["settings"]["recipe"] == "sr"
-    r = run_py("train.py", "srresnet", "--recipe", "srr", "--out", str(tmp_path / "x"))
+    r = run_cli("train.py", "srresnet", "--recipe", "srr", "--out", str(tmp_path / "x"))
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0
     assert "unknown recipe 'srr'; did you mean 'sr'?" in r.stderr
-    r = run_py("train.py", "srresnet", "--recipe-param", "foo=1", "--out", str(tmp_path / "y"))
+    r = run_cli("train.py", "srresnet", "--recipe-param", "foo=1", "--out", str(tmp_path / "y"))
     assert r.returncode == 2 and "recipe sr has no parameter (--recipe-param) foo" in r.stderr

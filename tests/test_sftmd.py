@@ -135,3 +135,27 @@ def test_sftmd_recipe_trains_on_true_codes_and_carries_its_pca(tmp_path):
     sr = method(lr, None, {"kernel": k})["sr"][0]
     code = (k.reshape(-1) @ expected.matrix).astype(np.float32)[None]
     np.testing.assert_allclose(sr, np.asarray(model([lr[None], code]))[0], atol=1e-5)
+
+
+def test_ikc_recipes_default_to_the_papers_training_blurs(tmp_path):
+    from tests.train_utils import tiny_config
+    from visionfw.degradation import parse_degradation
+    from visionfw.train.run import apply_recipe_degradation
+
+    for model, scale, top in (("sftmd", 2, 2), ("sftmd", 3, 3), ("sftmd", 4, 4),
+                              ("ikc", 4, 4), ("ikc-predictor", 2, 2)):
+        config = tiny_config(tmp_path, tmp_path, model=model, scale=scale, hparams={},
+                             degradation="bicubic")
+        spec = apply_recipe_degradation(config)
+        assert spec == f"gaussian(sigma=0.2~{top},size=21)+bicubic", (model, scale)
+        blur = parse_degradation(spec).blur_op
+        assert blur.args["size"] == 21 and blur.args["sigma"].high == top
+    given = tiny_config(tmp_path, tmp_path, model="sftmd", scale=4, hparams={},
+                        degradation="gaussian(sigma=1)+bicubic")
+    assert apply_recipe_degradation(given) == "gaussian(sigma=1)+bicubic"
+    bicubic = tiny_config(tmp_path, tmp_path, model="sftmd", scale=4, hparams={},
+                          degradation="bicubic")
+    assert apply_recipe_degradation(bicubic, explicit={"degradation"}) == "bicubic"
+    plain = tiny_config(tmp_path, tmp_path, model="vdsr", scale=2, hparams={},
+                        degradation="bicubic")
+    assert apply_recipe_degradation(plain) == "bicubic"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import visionfw
-from tests.train_utils import run_py, write_images
+from tests.train_utils import run_cli, run_py, write_images
 from visionfw.imageio import read_image
 
 
@@ -41,15 +41,15 @@ def test_bad_output_folder_and_non_blind_networks_fail_before_any_work(lr_folder
     visionfw.save_model(visionfw.build_model("srresnet", B=1, filters=8, scale=2), rgb)
     blocked = tmp_path / "file"
     blocked.write_text("a file, not a folder")
-    r = run_py("-m", "visionfw", "sr", lr_folder, "--weights", str(rgb), "--out",
-               str(blocked / "sub"))
+    r = run_cli("-m visionfw", "sr", lr_folder, "--weights", str(rgb), "--out",
+                str(blocked / "sub"))
     assert r.returncode == 2 and "is not writable" in r.stderr
     assert r.stderr.strip().count("\n") == 0
     from tests.test_conditioning import toy_dict
 
     toy = visionfw.build(toy_dict())
     visionfw.save_model(toy, tmp_path / "toy.weights.h5")
-    r = run_py("-m", "visionfw", "sr", lr_folder, "--weights", str(tmp_path / "toy.weights.h5"),
-               "--out", str(tmp_path / "o"))
+    r = run_cli("-m visionfw", "sr", lr_folder, "--weights",
+                str(tmp_path / "toy.weights.h5"), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "needs the true kernel" in r.stderr
     assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")

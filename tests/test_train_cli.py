@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT
-from tests.train_utils import run_py, write_images
+from tests.train_utils import run_cli, run_py, write_images
 
 TINY = ["srresnet", "--param", "B=2", "--param", "filters=8", "--scale", "2",
         "--batch-size", "4", "--patch-size", "32"]
@@ -32,14 +32,19 @@ def one_line_error(r, pattern):
 def test_unwritable_run_folder_is_an_error_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    r = run_py("train.py", *TINY, "--out", str(blocker / "run"))
+    r = run_cli("train.py", *TINY, "--out", str(blocker / "run"))
     one_line_error(r, f"run folder {blocker / 'run'} is not writable")
 
 
 def test_bad_options_and_models_are_one_line_errors(tmp_path):
     out = str(tmp_path / "x")
     for args, pattern in [
-        ((*TINY, "--stepz", "3"), "No such option '--stepz'"),
+        ((*TINY, "--stepz", "3"), "no such option: --stepz (did you mean --steps?)"),
+        (("ikc", "--steps-per-bach", "3"), "no such option: --steps-per-bach (did you mean "
+                                           "--steps-per-batch?); recipe ikc takes"),
+        (("ikc", "--steps-per-batch"), "--steps-per-batch needs a value"),
+        (("ikc", "--steps-per-batch", "2", "--recipe-param", "steps_per_batch=3"),
+         "both given; give it once"),
         ((*TINY, "--loss", "l3"), "'l3' is not one of 'l1', 'mse'"),
         (("srresnt", "--out", out), "unknown model 'srresnt'"),
         ((*TINY, "--patch-size", "33", "--out", out), "--patch-size 33 must be a multiple"),
@@ -48,7 +53,9 @@ def test_bad_options_and_models_are_one_line_errors(tmp_path):
         ((*TINY, "--resume", "--out", out), "holds no checkpoint to resume from"),
         (("rank-datasets", "--eval-dataset", "x"), "Missing option '--dataset'"),
     ]:
-        one_line_error(run_py("train.py", *args), pattern)
+        one_line_error(run_cli("train.py", *args), pattern)
+    # and once as a user runs it, in its own process
+    one_line_error(run_py("train.py", *TINY, "--stepz", "3"), "no such option: --stepz")
 
 
 def test_tiny_run_improves_and_writes_its_run_folder(tmp_path, images):

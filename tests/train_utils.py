@@ -70,3 +70,24 @@ def train_tiny_run(out, folder, *extra):
                   "2", "--train-dir", str(folder), "--val-dir", str(folder), "--steps", "2",
                   "--batch-size", "2", "--patch-size", "32", "--val-every", "2", "--out",
                   str(out), *extra)
+
+
+def run_cli(script, *args):
+    """Run ``train.py``/``test.py``/``-m visionfw`` in this process (no interpreter and
+    TensorFlow start-up per call): a ``CompletedProcess``-like result with ``returncode``,
+    ``stdout`` and ``stderr``. For bad-input checks; real runs use :func:`run_py`."""
+    import types
+
+    from click.testing import CliRunner
+
+    if script == "train.py":
+        from visionfw.cli.train import main
+    elif script == "test.py":
+        from visionfw.cli.evaluate import main
+    else:
+        from visionfw.__main__ import main
+    result = CliRunner().invoke(main, [str(a) for a in args], prog_name=script)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return types.SimpleNamespace(returncode=result.exit_code, stdout=result.stdout,
+                                 stderr=result.stderr)

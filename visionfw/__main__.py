@@ -1,12 +1,13 @@
 """``python -m visionfw COMMAND``: sr, summary, models, recipes, methods, convert."""
 import click
 
+from visionfw.cli.common import OneLineGroup
 from visionfw.cli.convert import convert
 from visionfw.cli.sr import sr
 from visionfw.cli.summary import list_methods, list_models, list_recipes, summary
 
 
-@click.group()
+@click.group(cls=OneLineGroup)
 def main():
     """visionfw tools."""
 

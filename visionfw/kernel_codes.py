@@ -80,3 +80,19 @@ def encode(pca, kernels, noise_sigma=None):
         sigma = tf.reshape(tf.cast(noise_sigma, tf.float32), (-1, 1)) * (10.0 / 255.0)
         code = tf.concat([code, sigma], axis=-1)
     return code.numpy() if as_numpy else code
+
+
+def bridge(source, target, tolerance=1e-6):
+    """The ``(t_s, t_t)`` matrix that re-expresses codes of PCA ``source`` in PCA ``target``
+    (``code_t = code_s @ M``, through kernel space: ``M = P_s^T P_t``), or ``None`` when the
+    two are the same basis. Networks trained with different PCAs of the same kernels -- the
+    published IKC Corrector and an SFTMD trained here, whose PCAs differ in column signs --
+    can then share a loop."""
+    if source.kernel_size != target.kernel_size or source.order != target.order:
+        raise CodeError(f"the PCAs code different kernels ({source.kernel_size}x"
+                        f"{source.kernel_size} {source.order} and {target.kernel_size}x"
+                        f"{target.kernel_size} {target.order}); one loop cannot share them")
+    if source.matrix.shape == target.matrix.shape and np.allclose(
+            source.matrix, target.matrix, atol=tolerance):
+        return None
+    return source.matrix.T @ target.matrix

@@ -154,6 +154,141 @@ class SFT(keras.layers.Layer):
                 "negative_slope": self.negative_slope}
 
 
+@register_layer
+class Offset(keras.layers.Layer):
+    """Adds a constant (keeps a softplus output away from zero, as USRNet's weights).
+
+    Args:
+        value: the constant.
+        **kwargs: passed to ``keras.layers.Layer``.
+    """
+
+    def __init__(self, value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.value = float(value)
+
+    def call(self, x):
+        return x + ops.cast(self.value, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "value": self.value}
+
+
+@register_layer
+class PadToMultiple(keras.layers.Layer):
+    """Pads the bottom and right edges so height and width become multiples of ``multiple``,
+    repeating the last row and column (a U-Net that halves the size three times needs 8).
+
+    Args:
+        multiple: the size both sides are rounded up to.
+        **kwargs: passed to ``keras.layers.Layer``.
+    """
+
+    def __init__(self, multiple=8, **kwargs):
+        super().__init__(**kwargs)
+        if int(multiple) != multiple or multiple < 1:
+            raise ValueError(f"multiple must be a positive integer, got {multiple!r}")
+        self.multiple = int(multiple)
+
+    def call(self, x):
+        import tensorflow as tf
+
+        m = self.multiple
+        h, w = tf.shape(x)[1], tf.shape(x)[2]
+        x = tf.concat([x, tf.repeat(x[:, -1:], (-h) % m, axis=1)], axis=1)
+        return tf.concat([x, tf.repeat(x[:, :, -1:], (-w) % m, axis=2)], axis=2)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        m = self.multiple
+        return (b, None if h is None else -(-h // m) * m, None if w is None else -(-w // m) * m,
+                c)
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@register_layer
+class CropLike(keras.layers.Layer):
+    """Crops ``x`` to the height and width of ``reference`` (its top-left part); called on
+    ``[x, reference]``. Undoes :class:`PadToMultiple`.
+
+    Args:
+        **kwargs: passed to ``keras.layers.Layer``.
+    """
+
+    num_inputs = 2
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        x, reference = inputs
+        return x[:, : tf.shape(reference)[1], : tf.shape(reference)[2]]
+
+    def compute_output_shape(self, input_shapes):
+        x, reference = input_shapes
+        return (x[0], reference[1], reference[2], x[3])
+
+
+@register_layer
+class TakeChannels(keras.layers.Layer):
+    """Channels ``start .. start + size - 1`` of the last axis (e.g. one iteration's weight
+    out of a hyper-parameter vector).
+
+    Args:
+        start: first channel.
+        size: how many.
+        **kwargs: passed to ``keras.layers.Layer``.
+    """
+
+    def __init__(self, start=0, size=1, **kwargs):
+        super().__init__(**kwargs)
+        if start < 0 or size < 1:
+            raise ValueError(f"TakeChannels needs start >= 0 and size >= 1, got {start}, {size}")
+        self.start = int(start)
+        self.size = int(size)
+
+    def call(self, x):
+        return x[..., self.start: self.start + self.size]
+
+    def compute_output_shape(self, input_shape):
+        c = input_shape[-1]
+        if c is not None and self.start + self.size > c:
+            raise ValueError(f"TakeChannels({self.start}, {self.size}) needs at least "
+                             f"{self.start + self.size} channels, got {c}")
+        return (*input_shape[:-1], self.size)
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "size": self.size}
+
+
+@register_layer
+class NearestUpsample(keras.layers.Layer):
+    """Nearest-neighbour up-sampling by a factor given as a second input: called on
+    ``[image, scale]`` with ``scale`` of shape ``(B,)`` or ``(B, 1)`` (one factor for the
+    batch; the first is used), so one network serves every scale.
+
+    Args:
+        **kwargs: passed to ``keras.layers.Layer``.
+    """
+
+    num_inputs = 2
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        x, scale = inputs
+        s = tf.cast(tf.round(tf.reshape(scale, [-1])[0]), tf.int32)
+        return tf.repeat(tf.repeat(x, s, axis=1), s, axis=2)
+
+    def compute_output_shape(self, input_shapes):
+        b, _, _, c = input_shapes[0]
+        return (b, None, None, c)
+
+
 def _add_resize_layer():
     # The bicubic layer is defined (and made serialisable) next to the resize it uses.
     try:
@@ -165,3 +300,5 @@ def _add_resize_layer():
 
 
 _add_resize_layer()
+
+from visionfw.data_step import USRNetDataStep, usrnet_data_step  # noqa: E402,F401

@@ -7,6 +7,30 @@ import click
 from visionfw.errors import HyperparameterError, VisionfwError
 
 
+class OneLineUsage:
+    """Click's usage errors (unknown option, bad value) as one ``error: ...`` line, exit 2."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            code = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            message = " ".join(exc.format_message().split())
+            click.echo(f"error: {message}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class OneLineCommand(OneLineUsage, click.Command):
+    pass
+
+
+class OneLineGroup(OneLineUsage, click.Group):
+    pass
+
+
 def parse_params(pairs):
     """``('B=8', 'filters=32')`` -> ``{'B': '8', 'filters': '32'}`` (typed later by the model)."""
     from visionfw.params import parse_pairs
@@ -60,3 +84,52 @@ def start_runtime(threads=None):
 
     runtime.import_tensorflow_quietly()
     runtime.configure_threads(threads)
+
+
+EXTRA_ARGS = {"help_option_names": ["-h", "--help"], "ignore_unknown_options": True,
+              "allow_extra_args": True}
+
+
+def extra_options(ctx, owner_of):
+    """Options the command does not declare, read as parameters of its recipe or method:
+    ``--steps-per-batch 7`` is ``steps_per_batch=7``. ``owner_of()`` gives ``(what, declared
+    names)`` -- e.g. ``('recipe ikc', {...})`` -- and is called only when there are extras.
+    Anything else is a one-line error naming the option and the nearest valid one."""
+    import difflib
+
+    args, out = list(ctx.args), {}
+    if not args:
+        return out
+    what, declared = owner_of()
+    own = [o for p in ctx.command.params for o in getattr(p, "opts", []) if o.startswith("--")]
+    while args:
+        token = args.pop(0)
+        if not token.startswith("--") or token == "--":
+            raise click.UsageError(f"unexpected argument {token!r}")
+        name, _, value = token[2:].partition("=")
+        key = name.replace("-", "_")
+        if key not in declared:
+            valid = own + [f"--{n.replace('_', '-')}" for n in declared]
+            near = difflib.get_close_matches(f"--{name}", valid, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            params = ", ".join(f"--{n.replace('_', '-')}" for n in sorted(declared))
+            also = f"; {what} takes {params}" if params else ""
+            raise click.UsageError(f"no such option: --{name}{hint}{also}")
+        if not _:
+            if not args or args[0].startswith("--"):
+                raise click.UsageError(f"--{name} needs a value")
+            value = args.pop(0)
+        if key in out:
+            raise click.UsageError(f"--{name} is given twice")
+        out[key] = value
+    return out
+
+
+def merge_options(pairs, extra, flag):
+    """``--recipe-param``/``--method-param`` pairs and the same parameters given as options:
+    one dict; a parameter given both ways is an error."""
+    both = sorted(set(pairs) & set(extra))
+    if both:
+        raise HyperparameterError(f"{', '.join('--' + b.replace('_', '-') for b in both)} and "
+                                  f"{flag} {both[0]}=... both given; give it once")
+    return {**pairs, **extra}

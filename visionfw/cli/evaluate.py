@@ -10,7 +10,8 @@ import pathlib
 
 import click
 
-from visionfw.cli.common import model_options, one_line_errors, resolve_hparams, start_runtime
+from visionfw.cli.common import (EXTRA_ARGS, OneLineCommand, extra_options, merge_options, model_options,
+                                 one_line_errors, resolve_hparams, start_runtime)
 from visionfw.errors import CheckpointError, HyperparameterError
 
 
@@ -112,7 +113,17 @@ def run_folder_roles(folder, role="model"):
     return out
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def _method_params_of(name):
+    if name is None:
+        return "test.py", set()
+    from visionfw.methods.base import get_method
+
+    return f"method {name}", {p.name for p in get_method(name).params}
+
+
+@click.command(cls=OneLineCommand, context_settings=EXTRA_ARGS,
+               epilog="A method's parameters may also be given as options: test.py ikc "
+                      "--iterations 7 is --method-param iterations=7.")
 @click.argument("model", required=False)
 @click.option("--weights", "weights", multiple=True,
               help="Weights file (.weights.h5; alone, it also rebuilds the model), ROLE=FILE "
@@ -128,10 +139,13 @@ def run_folder_roles(folder, role="model"):
               help="LR protocol or spec: bicubic, gaussian8, aniso, usrnet12, "
                    "'gaussian(sigma=2.0)+bicubic+noise(15)', ...")
 @click.option("--seed", type=int, default=0, show_default=True, help="Protocol seed.")
-@click.option("--channel", type=click.Choice(["y", "y-float", "rgb"]), default="y",
-              show_default=True,
+@click.option("--channel", type=click.Choice(["y", "y-float", "rgb"]), default=None,
               help="Score Y (the papers: rounded), y-float (Y of the 8-bit images unrounded, as "
-                   "IKC's and DAN's test scripts) or RGB.")
+                   "IKC's and DAN's test scripts) or RGB. Default: y, but rgb for usrnet12 "
+                   "(USRNet's table).")
+@click.option("--variant", "variants", multiple=True, metavar="PATTERN",
+              help="Run only the protocol's variants matching this glob, repeatable (e.g. "
+                   "--variant '*noise0.00' of usrnet12).")
 @click.option("--per-image", is_flag=True, help="Print a row per image.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report as JSON.")
@@ -150,10 +164,11 @@ def run_folder_roles(folder, role="model"):
 @click.option("--quiet", is_flag=True, help="No per-image progress lines.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
               show_default=True, help="bf16: bfloat16 compute (outputs scored in float32).")
+@click.pass_context
 @one_line_errors
-def main(model, weights, method_params, datasets, data_root, params, scale, degradation, seed,
+def main(ctx, model, weights, method_params, datasets, data_root, params, scale, degradation, seed,
          channel, per_image, json_path, save_dir, grid, lr_dir, tile, tile_overlap,
-         self_ensemble, quiet, precision, save_steps):
+         self_ensemble, quiet, precision, save_steps, variants):
     """Evaluate MODEL (a registered name or .json dictionary; omit it to rebuild the model from
     --weights) or METHOD (sr, nonblind, kernel-estimator, ...: its networks by role with
     --weights ROLE=FILE) on each --dataset, printing PSNR/SSIM beside bicubic's."""
@@ -161,6 +176,11 @@ def main(model, weights, method_params, datasets, data_root, params, scale, degr
     from visionfw.methods.base import is_method
     from visionfw.params import parse_pairs
 
+    if model is not None and model.startswith("--"):    # an unknown option, not a MODEL
+        ctx.args.insert(0, model)
+        model = None
+    method_name = model if model is not None and is_method(model) else None
+    extra = extra_options(ctx, lambda: _method_params_of(method_name))
     check_output_path(json_path, "--json")
     if grid and not save_dir:
         raise HyperparameterError("--grid needs --save-dir")
@@ -170,7 +190,7 @@ def main(model, weights, method_params, datasets, data_root, params, scale, degr
     sets = [resolve_dataset(d, data_root) for d in datasets]
     roles = parse_weights(weights)
     options = parse_pairs(method_params, flag="--method-param")
-    method_name = model if model is not None and is_method(model) else None
+    options = merge_options(options, extra, "--method-param")
     if method_name is None and (set(roles) - {"model"}):
         raise HyperparameterError(f"--weights names role(s) {sorted(set(roles) - {'model'})}; "
                                   "roles belong to a METHOD, e.g. test.py nonblind --weights "
@@ -197,9 +217,11 @@ def main(model, weights, method_params, datasets, data_root, params, scale, degr
         net = load_for_test(model, roles.get("model"), params, scale)
         runner = method_for(net, scale=scale, **common)
         label = model or pathlib.Path(roles["model"]).name
+    if channel is None:
+        channel = "rgb" if degradation.strip() == "usrnet12" else "y"
     report = evaluate(runner, sets, degradation=degradation, seed=seed, channel=channel,
                       save_dir=save_dir, grid=grid, lr_dir=lr_dir, model_name=label, log=log,
-                      save_steps=save_steps)
+                      save_steps=save_steps, variants=list(variants) or None)
     report["protocol"]["precision"] = precision
     click.echo(format_report(report, per_image=per_image))
     if json_path:

@@ -6,7 +6,8 @@ import time
 
 import click
 
-from visionfw.cli.common import one_line_errors, start_runtime
+from visionfw.cli.common import (EXTRA_ARGS, extra_options, merge_options, one_line_errors,
+                                 start_runtime)
 from visionfw.errors import HyperparameterError
 
 
@@ -36,16 +37,18 @@ def collect_inputs(inputs):
     return out
 
 
-def check_out_dir(out):
+def check_out_dir(out, flag="--out"):
     """Create ``out`` and prove it writable before any image is computed."""
     from visionfw.fsutil import unwritable_reason
 
     reason = unwritable_reason(out)
     if reason:
-        raise HyperparameterError(f"--out {out} is not writable: {reason}")
+        raise HyperparameterError(f"{flag} {out} is not writable: {reason}")
 
 
-@click.command("sr", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("sr", context_settings=EXTRA_ARGS,
+               epilog="A method's parameters may also be given as options: --method ikc "
+                      "--iterations 7.")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--weights", "weights", multiple=True, required=True,
               help="Weights file, ROLE=FILE for a method's networks, or a train.py run "
@@ -64,9 +67,13 @@ def check_out_dir(out):
 @click.option("--self-ensemble", is_flag=True, help="Average over the 8 flips and rotations.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
               show_default=True)
+@click.option("--save-steps", type=click.Path(file_okay=False), default=None,
+              help="Methods with steps (ikc): write each step's SR image (NAME_step<t>.png) "
+                   "and a picture of every step's estimated kernel (NAME_kernels.png) here.")
+@click.pass_context
 @one_line_errors
-def sr(inputs, weights, method, method_params, out, scale, tile, tile_overlap, self_ensemble,
-       precision):
+def sr(ctx, inputs, weights, method, method_params, out, scale, tile, tile_overlap, self_ensemble,
+       precision, save_steps):
     """Super-resolve INPUTS (image files, folders or quoted glob patterns) and write the SR
     images to --out. Files that cannot be read are skipped and named."""
     from visionfw.cli.evaluate import load_for_test, method_from_roles, parse_weights
@@ -76,10 +83,15 @@ def sr(inputs, weights, method, method_params, out, scale, tile, tile_overlap, s
     if tile is not None and tile_overlap >= tile:
         raise HyperparameterError(f"--tile-overlap {tile_overlap} must be smaller than "
                                   f"--tile {tile}")
+    inputs = _split_options(ctx, inputs)
+    extra = extra_options(ctx, lambda: _method_params_of(method))
     paths = collect_inputs(inputs)
     check_out_dir(out)
+    if save_steps:
+        check_out_dir(save_steps, "--save-steps")
     roles = parse_weights(weights)
-    options = parse_pairs(method_params, flag="--method-param")
+    options = merge_options(parse_pairs(method_params, flag="--method-param"), extra,
+                            "--method-param")
     start_runtime()
     from visionfw.runtime import set_precision
 
@@ -98,7 +110,7 @@ def sr(inputs, weights, method, method_params, out, scale, tile, tile_overlap, s
     done, skipped, start = [], [], time.perf_counter()
     for i, path in enumerate(paths, 1):
         try:
-            seconds, size = _one(runner, path, out)
+            seconds, size = _one(runner, path, out, save_steps)
         except (EvaluationError, ValueError, OSError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             skipped.append(path.name)
@@ -113,7 +125,30 @@ def sr(inputs, weights, method, method_params, out, scale, tile, tile_overlap, s
         sys.exit(2)
 
 
-def _one(runner, path, out):
+def _split_options(ctx, inputs):
+    """INPUTS swallow the options click does not know (``--iterations 7``): hand them, with
+    their values, back to the extra arguments."""
+    kept, tokens = [], list(inputs)
+    while tokens:
+        token = tokens.pop(0)
+        if token.startswith("--"):
+            ctx.args.append(token)
+            if "=" not in token and tokens and not tokens[0].startswith("--"):
+                ctx.args.append(tokens.pop(0))
+        else:
+            kept.append(token)
+    if not kept:
+        raise click.UsageError("no INPUTS: give LR image files, folders or glob patterns")
+    return kept
+
+
+def _method_params_of(name):
+    from visionfw.cli.evaluate import _method_params_of as of
+
+    return of(name) if name else ("sr", set())
+
+
+def _one(runner, path, out, save_steps=None):
     """Super-resolve one file; ``(seconds, 'WxH -> WxH')``."""
     import numpy as np
 
@@ -138,5 +173,9 @@ def _one(runner, path, out):
         write_image(pathlib.Path(out) / f"{stem}_kernel.png",
                     np.repeat(picture[..., None], 3, axis=-1))
         np.save(pathlib.Path(out) / f"{stem}_kernel.npy", np.asarray(result["kernel"]))
+    if save_steps and result.get("steps"):
+        from visionfw.evaluate.pictures import save_steps as write_steps
+
+        write_steps(save_steps, None, None, stem, result["steps"], None)
     h, w = lr.shape[:2]
     return time.perf_counter() - t0, f"{w}x{h} -> {image.shape[1]}x{image.shape[0]}"

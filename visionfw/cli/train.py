@@ -5,15 +5,13 @@ import sys
 import click
 from click.core import ParameterSource
 
-from visionfw.cli.common import model_options, one_line_errors
+from visionfw.cli.common import EXTRA_ARGS, OneLineGroup, model_options, one_line_errors
 from visionfw.errors import VisionfwError
 
 
-class ModelOrCommand(click.Group):
-    """A group whose first word is either a subcommand or the MODEL of ``train``.
-
-    Click's usage errors (unknown option, bad value) are printed as one line.
-    """
+class ModelOrCommand(OneLineGroup):
+    """A group whose first word is either a subcommand or the MODEL of ``train``; usage errors
+    are one line."""
 
     default_command = "train"
 
@@ -21,18 +19,6 @@ class ModelOrCommand(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
-
-    def main(self, args=None, prog_name=None, **extra):
-        try:
-            code = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
-        except click.exceptions.Abort:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except click.ClickException as exc:
-            message = " ".join(exc.format_message().split())
-            click.echo(f"error: {message}", err=True)
-            sys.exit(exc.exit_code)
-        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _int_list(example):
@@ -104,7 +90,10 @@ def main():
     name or a .json link dictionary; or rank training sets: train.py rank-datasets ..."""
 
 
-@main.command("train", context_settings={"help_option_names": ["-h", "--help"]})
+@main.command("train", context_settings=EXTRA_ARGS,
+              epilog="A recipe's parameters may also be given as options: train.py ikc "
+                     "--sftmd FILE --steps-per-batch 7 is --recipe-param sftmd=FILE "
+                     "--recipe-param steps_per_batch=7.")
 @click.argument("model")
 @model_options
 @click.option("--summary", is_flag=True, help="Print the layer table and exit.")
@@ -156,9 +145,10 @@ def main():
 @one_line_errors
 def train_command(ctx, model, params, scale, summary, save_dict, threads, resume, **options):
     """Train MODEL (a registered name or a .json link dictionary)."""
-    from visionfw.cli.common import parse_params
+    from visionfw.cli.common import extra_options, merge_options, parse_params
 
     if summary or save_dict:
+        extra_options(ctx, lambda: ("--summary", set()))
         from visionfw.cli.summary import show_summary
 
         show_summary(model, params, scale, save_dict)
@@ -175,11 +165,22 @@ def train_command(ctx, model, params, scale, summary, save_dict, threads, resume
     config = TrainConfig(model=model, hparams=parse_params(params), scale=scale, **values)
     explicit = {k for k in CONFIG_KEYS
                 if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
+    extra = extra_options(ctx, lambda: _recipe_params_of(config))
+    if extra:
+        config.recipe_params = merge_options(config.recipe_params, extra, "--recipe-param")
+        explicit.add("recipe_params")
     if ctx.get_parameter_source("scale") not in (ParameterSource.DEFAULT, None):
         explicit.add("scale")
     result = train(config, argv=sys.argv, resume=resume, explicit=explicit, threads=threads)
     if result["stopped"] in ("SIGINT", "SIGTERM"):
         sys.exit(130 if result["stopped"] == "SIGINT" else 143)
+
+
+def _recipe_params_of(config):
+    from visionfw.train.run import recipe_of
+
+    cls = recipe_of(config)
+    return f"recipe {cls.name}", set(cls.declared_params())
 
 
 @main.command("rank-datasets", context_settings={"help_option_names": ["-h", "--help"]})

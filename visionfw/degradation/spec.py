@@ -7,6 +7,7 @@ A spec is a chain of ops joined by ``+``, applied left to right::
     gaussian(sigma1=2,sigma2=1,theta=0.5)+direct
     gaussian(sigma=0.2~4.0)+bicubic+noise(15)+jpeg(quality=75)
     motion(size=25)+direct(offset=0)
+    randomblur(size=25,sigma=0.7~4,motion=0.25,padding=circular)+direct
     kernel(path=kernels_12.mat,index=3,padding=circular)+direct
 
 Arguments are ``name=value`` or positional (in the order listed by :func:`describe_ops`).
@@ -16,8 +17,8 @@ call, from the call's seed. Integer arguments draw integers, both ends included.
 done by hand here: nothing in a spec is ever evaluated as Python.
 
 When no down-sampling op (``bicubic``, ``direct``) is given, ``bicubic`` is added at the end.
-At most one blur op (``gaussian``, ``motion``, ``kernel``) and one down-sampling op are
-allowed. Ops register themselves with :func:`register_op`.
+At most one blur op (``gaussian``, ``motion``, ``kernel``, ``randomblur``) and one
+down-sampling op are allowed. Ops register themselves with :func:`register_op`.
 """
 import dataclasses
 import re
@@ -281,7 +282,7 @@ class Degradation:
 
     def __init__(self, ops, base_seed=None, dtype="float32"):
         stages = [op.stage for op in ops]
-        for stage, what in (("blur", "blur op (gaussian, motion, kernel)"),
+        for stage, what in (("blur", "blur op (gaussian, motion, kernel, randomblur)"),
                             ("down", "down-sampling op (bicubic, direct)")):
             if stages.count(stage) > 1:
                 raise DegradationError(f"a spec may hold only one {what}; got "
@@ -558,6 +559,87 @@ class MotionOp(BlurOp):
                              for i in range(int(n))]).astype(np.float32)
 
         out = tf.numpy_function(make, [seed, tf.cast(batch, tf.int64)], tf.float32, stateful=False)
+        out.set_shape([None, size, size])
+        return out
+
+
+@register_op("randomblur", [
+    Param("size", "int", 25, low=7),
+    Param("sigma", "float", Range(0.7, 4.0), ranged=True, positive=True),
+    Param("motion", "float", 0.25, low=0.0, high=1.0),
+    Param("length", "float", None, ranged=True, positive=True),
+    _PADDING,
+], stage="blur")
+class RandomBlurOp(BlurOp):
+    """A different kind of kernel per image: isotropic Gaussian, anisotropic Gaussian or motion.
+
+    For training non-blind networks on many kernel shapes (as USRNet does). Each image draws
+    a motion kernel (:func:`visionfw.degradation.kernels.motion_kernel`, path ``length`` as in
+    the ``motion`` op) with probability ``motion``, otherwise an isotropic Gaussian
+    (``sigma`` drawn from its range) or an anisotropic one (``sigma1``, ``sigma2`` drawn
+    independently from the ``sigma`` range, ``theta ~ U[0, pi)``), each with probability
+    ``(1 - motion) / 2``. Always random. Streams folded into the op's seed: 1 isotropic sigma,
+    2 and 3 anisotropic sigma1 and sigma2, 4 theta, 5 the kind, 6 the motion kernels (NumPy,
+    through ``tf.numpy_function``, only for the images that draw one; never when
+    ``motion=0``).
+    """
+
+    ISOTROPIC, ANISOTROPIC, MOTION = 0, 1, 2
+
+    def is_random(self):
+        return True
+
+    def kinds(self, batch, seed):
+        """Per-image kind: 0 isotropic, 1 anisotropic, 2 motion; int32 ``(batch,)``."""
+        import tensorflow as tf
+
+        p = float(self.args["motion"])
+        s = tf.random.experimental.stateless_fold_in(seed, tf.constant(5, tf.int64))
+        u = tf.random.stateless_uniform([batch], seed=s, dtype=tf.float64)
+        return tf.where(u < p, self.MOTION,
+                        tf.where(u < p + 0.5 * (1.0 - p), self.ISOTROPIC, self.ANISOTROPIC))
+
+    def kernels(self, batch, seed):
+        import math
+
+        import tensorflow as tf
+
+        size = self.args["size"]
+        kind = self.kinds(batch, seed)
+        iso = tf.equal(kind, self.ISOTROPIC)
+        sigma = self.draw("sigma", batch, seed, 1, "float64")
+        s1 = tf.where(iso, sigma, self.draw("sigma", batch, seed, 2, "float64"))
+        s2 = tf.where(iso, sigma, self.draw("sigma", batch, seed, 3, "float64"))
+        t_seed = tf.random.experimental.stateless_fold_in(seed, tf.constant(4, tf.int64))
+        theta = tf.random.stateless_uniform([batch], seed=t_seed, minval=0.0, maxval=math.pi,
+                                            dtype=tf.float64)
+        theta = tf.where(iso, tf.zeros_like(theta), theta)
+        out = K.gaussian_kernels_tf(s1, s2, theta, size)
+        if self.args["motion"] > 0:
+            is_motion = tf.equal(kind, self.MOTION)
+            m_seed = tf.random.experimental.stateless_fold_in(seed, tf.constant(6, tf.int64))
+            motion = self._motion_kernels(m_seed, is_motion)
+            out = tf.where(is_motion[:, tf.newaxis, tf.newaxis], motion, out)
+        out.set_shape([None, size, size])
+        return out
+
+    def _motion_kernels(self, seed, wanted):
+        """Motion kernels for the images where ``wanted`` is true, zeros elsewhere."""
+        import tensorflow as tf
+
+        size = self.args["size"]
+        length = self.args["length"]
+        if isinstance(length, Range):
+            length = (length.low, length.high)
+
+        def make(seed_value, mask):
+            root = [int(v) & 0xFFFFFFFFFFFFFFFF for v in seed_value]
+            out = np.zeros((len(mask), size, size), np.float32)
+            for i in np.flatnonzero(mask):
+                out[i] = K.motion_kernel(np.random.default_rng(root + [int(i)]), size, length)
+            return out
+
+        out = tf.numpy_function(make, [seed, wanted], tf.float32, stateful=False)
         out.set_shape([None, size, size])
         return out
 

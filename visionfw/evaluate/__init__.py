@@ -49,7 +49,7 @@ def make_method(name, networks, scale=None, tile=None, tile_overlap=16, self_ens
 
 def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel="y",
              tile=None, tile_overlap=16, self_ensemble=False, save_dir=None, grid=False,
-             lr_dir=None, model_name=None, log=None, save_steps=None):
+             lr_dir=None, model_name=None, log=None, save_steps=None, variants=None):
     """Evaluate ``model`` on ``datasets`` and return the report dict (see the module docstring).
 
     Args:
@@ -69,6 +69,8 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
         log: a function that receives one line per image, for progress.
         save_steps: for a method that returns every step (IKC), write each step's SR image and
             a picture of each step's kernel against the true one there.
+        variants: glob patterns; only the protocol's variants that match one are run (e.g.
+            ``['*noise0.00']`` of ``usrnet12``).
     """
     from visionfw.degradation import get_protocol, hr_multiple
     from visionfw.metrics import PROTOCOL, protocol_description
@@ -88,7 +90,17 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
         variants = [("given", None)]
         multiple = scale
     else:
-        variants = get_protocol(degradation, scale, seed=seed)
+        patterns, variants = variants, get_protocol(degradation, scale, seed=seed)
+        if patterns:
+            import fnmatch
+
+            chosen = [v for v in variants if any(fnmatch.fnmatch(str(v[0]), p)
+                                                 for p in patterns)]
+            if not chosen:
+                raise EvaluationError(f"--variant {' '.join(patterns)}: no variant of "
+                                      f"{degradation} matches; it has "
+                                      f"{', '.join(str(v[0]) for v in variants)}")
+            variants = chosen
         multiple = hr_multiple(degradation, scale)
     protocol = dict(PROTOCOL)
     protocol.update({"description": protocol_description(channel, scale), "channel": channel,
@@ -131,6 +143,10 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
                 result["steps"] = _step_means(rows)
                 result["oracle_psnr"] = _mean(rows, "oracle_psnr")
                 result["oracle_ssim"] = _mean(rows, "oracle_ssim")
+            if rows and "also" in rows[0]:
+                result["also"] = {label: {k: float(np.mean([r["also"][label][k] for r in rows]))
+                                          for k in ("psnr", "ssim")}
+                                  for label in rows[0]["also"]}
             if rows and "true_kernel_psnr" in rows[0]:
                 result["true_kernel_psnr"] = _mean(rows, "true_kernel_psnr")
                 result["true_kernel_ssim"] = _mean(rows, "true_kernel_ssim")
@@ -229,6 +245,11 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
                    oracle_ssim=row["steps"][best]["ssim"])
     if "upper" in out:
         row["true_kernel_psnr"], row["true_kernel_ssim"] = score(out["upper"][0])
+    if "also" in out:            # rows the method computes beside its result (ablations)
+        row["also"] = {}
+        for label, (other, _) in out["also"].items():
+            op, os_ = score(other)
+            row["also"][label] = {"psnr": op, "ssim": os_}
     return row
 
 

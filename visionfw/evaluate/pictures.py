@@ -91,18 +91,21 @@ def save_kernels(save_dir, dataset, variant, image_name, estimate, true):
 
 def save_steps(save_dir, dataset, variant, image_name, steps, true_kernel):
     """A loop's every step: ``NAME_step<t>.png`` per step, and ``NAME_kernels.png``, the
-    estimated kernel of each step beside the true one (true in green)."""
+    estimated kernel of each step beside the true one (true in green; the estimates alone for
+    an image without ground truth, ``true_kernel=None``). ``dataset`` may be ``None``
+    (straight into ``save_dir``)."""
     from visionfw.degradation import kernel_grid
     from visionfw.imageio import write_image
     from visionfw.metrics import to_uint8
 
-    folder = pathlib.Path(save_dir) / dataset
+    folder = pathlib.Path(save_dir) / (dataset or "")
     if variant:
         folder = folder / variant
     folder.mkdir(parents=True, exist_ok=True)
     for t, step in enumerate(steps):
         write_image(folder / f"{image_name}_step{t}.png", to_uint8(np.clip(step["image"], 0, 1)))
     kernels = [step["kernel"] for step in steps if "kernel" in step]
-    if kernels and true_kernel is not None:
-        picture = kernel_grid(kernels, [true_kernel] * len(kernels), columns=len(kernels))
+    if kernels:
+        true = None if true_kernel is None else [true_kernel] * len(kernels)
+        picture = kernel_grid(kernels, true, columns=len(kernels))
         write_image(folder / f"{image_name}_kernels.png", picture)

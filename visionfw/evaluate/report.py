@@ -23,6 +23,9 @@ def format_report(report, per_image=False):
         if "steps" in results[0]:
             lines += _steps_table(dataset, scale, results)
             continue
+        if protocol.get("degradation") == "usrnet12":
+            lines += _kernel_columns_table(dataset, scale, results)
+            continue
         several = len(results) > 1
         label = "kernel / degradation" if several else "image"
         head = f"{label:<24} {'PSNR':>7} {'SSIM':>7}   {'bicubic':>7} {'SSIM':>7}"
@@ -76,6 +79,36 @@ def _steps_table(dataset, scale, results):
     return lines
 
 
+def _kernel_columns_table(dataset, scale, results):
+    """USRNet's Table 1 layout: one block per noise level, the kernels as columns, rows for
+    bicubic, the method's other rows (the data steps alone) and the method; PSNR."""
+    import re
+
+    blocks = {}
+    for r in results:
+        m = re.fullmatch(r"(k\d+)_noise([\d.]+)", str(r["variant"]))
+        kernel, noise = (m.group(1), m.group(2)) if m else (str(r["variant"]), "?")
+        blocks.setdefault(noise, {})[kernel] = r
+    lines = []
+    for noise, by_kernel in blocks.items():
+        kernels = list(by_kernel)
+        head = f"{'PSNR (dB)':<22}" + "".join(f"{k:>7}" for k in kernels) + f"{'mean':>8}"
+        lines += ["", f"{dataset} x{scale}, noise {noise} — {results[0]['model']}", head,
+                  "-" * len(head)]
+        first = next(iter(by_kernel.values()))
+        rows = [("bicubic", lambda r: r.get("bicubic_psnr"))]
+        rows += [(label, lambda r, label=label: r.get("also", {}).get(label, {}).get("psnr"))
+                 for label in first.get("also", {})]
+        rows += [(results[0]["model"], lambda r: r.get("psnr"))]
+        for label, get in rows:
+            values = [get(by_kernel[k]) for k in kernels]
+            shown = [v for v in values if v is not None]
+            cells = "".join(f"{v:7.2f}" if v is not None else f"{'-':>7}" for v in values)
+            mean = f"{np.mean(shown):8.2f}" if shown else f"{'-':>8}"
+            lines.append(f"{label[:22]:<22}{cells}{mean}")
+    return lines
+
+
 def _kernel_table(dataset, scale, results, per_image):
     """Rows of kernel PSNR and the fitted sigma of the estimate beside the true one."""
     head = f"{'kernel / image':<32} {'kernel PSNR':>11} {'sigma':>7} {'true':>7}"
@@ -105,8 +138,9 @@ def _describe_lr(degradation):
                           "down-sampling, 8-bit",
              "aniso": "random anisotropic 21x21 Gaussian blur per image, then MATLAB-bicubic "
                       "down-sampling, 8-bit",
-             "usrnet12": "USRNet's 12 kernels (circular blur) x noise 0/2.55/7.65, direct "
-                         "s-fold down-sampling"}
+             "usrnet12": "USRNet's 12 kernels (Table 1): circular blur of the 8-bit image, "
+                         "truncated to 8 bits, upper-left s-fold decimation, noise 0/2.55/7.65 "
+                         "(0-255) unclipped; HR cropped to a multiple of lcm(s, 8)"}
     return known.get(degradation, degradation)
 
 

@@ -47,7 +47,8 @@ def model_meta(model):
 class Method:
     """Base class of the test methods.
 
-    Class attributes: ``roles`` (the networks it needs, by role), ``kind`` (``'image'`` or
+    Class attributes: ``roles`` (the networks it needs, by role), ``optional_roles`` (ones
+    it can take), ``kind`` (``'image'`` or
     ``'kernel'``: what is scored), ``labels`` (the degradation labels it reads: with LR images
     given from a folder they are not known), ``params`` (typed options, ``--method-param``).
 
@@ -61,6 +62,7 @@ class Method:
 
     name = None
     roles = ("model",)
+    optional_roles = ()
     kind = "image"
     labels = ()
     params = ()
@@ -72,7 +74,7 @@ class Method:
         from visionfw.params import resolve_params
 
         missing = [r for r in self.roles if r not in networks]
-        extra = [r for r in networks if r not in self.roles]
+        extra = [r for r in networks if r not in self.roles + self.optional_roles]
         if missing or extra:
             what = []
             if missing:

@@ -2,6 +2,7 @@
 steps, each followed by SFTMD; every step is returned and scored."""
 import numpy as np
 
+from visionfw.kernel_codes import CodeError, bridge, pca_of
 from visionfw.methods.base import Method, MethodError, register_method
 from visionfw.params import Hyperparameter
 
@@ -15,11 +16,19 @@ class IKCMethod(Method):
     codes decoded with the PCA the networks carry, and SFTMD fed the true kernel's code gives the
     upper bound. Tiling and the self-ensemble are refused: a code estimated per tile or per
     orientation is another method.
+
+    Each network codes kernels with the PCA it carries (``meta['pca']``); a Predictor or
+    Corrector without one (converted from the published weights) takes ``--method-param
+    pca=FILE``. Where two networks' PCAs differ, codes are carried from one basis to the other
+    through kernel space, so published and locally trained networks can share the loop; each
+    step's code error and decoded kernel are in the basis of the network that made it.
     """
 
     roles = ("sftmd", "predictor", "corrector")
     labels = ()          # blind: the true kernel only scores the estimates and the upper bound
-    params = (Hyperparameter("iterations", int, 7, "Corrector steps"),)
+    params = (Hyperparameter("iterations", int, 7, "Corrector steps"),
+              Hyperparameter("pca", str, "", "PCA of a Predictor and Corrector that carry "
+                             "none (the published weights: IKC's pca_matrix)"))
 
     def fixed_scale(self, role):
         return role == "sftmd"
@@ -28,7 +37,6 @@ class IKCMethod(Method):
         import tensorflow as tf
 
         from visionfw.conditioning import roles_of
-        from visionfw.kernel_codes import pca_of
         from visionfw.methods.base import model_meta
 
         f, p, c = (self.networks[r] for r in self.roles)
@@ -50,6 +58,17 @@ class IKCMethod(Method):
         if self.pca.n_components != lengths["sftmd"]:
             raise MethodError(f"SFTMD's PCA gives {self.pca.n_components}-long codes, the "
                               f"networks take {lengths['sftmd']}")
+        self.pcas = {"sftmd": self.pca, **self._estimator_pcas(p, c)}
+        for role, pca in self.pcas.items():
+            if pca.n_components != lengths["sftmd"]:
+                raise MethodError(f"the {role}'s PCA gives {pca.n_components}-long codes, the "
+                                  f"networks take {lengths['sftmd']}")
+        try:
+            self.bridges = {f"{a}>{b}": bridge(self.pcas[a], self.pcas[b])
+                            for a, b in (("predictor", "corrector"), ("predictor", "sftmd"),
+                                         ("corrector", "sftmd"))}
+        except CodeError as exc:
+            raise MethodError(str(exc)) from None
         if self.tile or self.ensemble:
             raise MethodError("ikc: --tile and --self-ensemble are not supported (the kernel "
                               "code is estimated from the whole image)")
@@ -58,11 +77,30 @@ class IKCMethod(Method):
         self._loop = tf.function(self._run, reduce_retracing=True, autograph=False)
         self._upper = tf.function(self._sftmd, reduce_retracing=True, autograph=False)
 
+    def _estimator_pcas(self, predictor, corrector):
+        """Each network's PCA: its own, else --method-param pca (converted weights)."""
+        from visionfw.degradation import load_pca
+
+        given = load_pca(self.options["pca"]).without_mean() if self.options["pca"] else None
+        out, bare = {}, []
+        for role, net in (("predictor", predictor), ("corrector", corrector)):
+            try:
+                out[role] = pca_of(net)
+            except CodeError:
+                if given is None:
+                    bare.append(role)
+                out[role] = given
+        if bare:
+            raise MethodError(f"the {' and '.join(bare)} carr{'y' if len(bare) > 1 else 'ies'} "
+                              "no PCA (converted weights?): give the one they were trained "
+                              "with, --method-param pca=FILE")
+        return out
+
     def _run(self, lr):
         from visionfw.recipes.ikc import ikc_loop
 
         f, p, c = (self.networks[r] for r in self.roles)
-        return ikc_loop(p, c, f, lr, self.options["iterations"])
+        return ikc_loop(p, c, f, lr, self.options["iterations"], bridges=self.bridges)
 
     def _sftmd(self, lr, code):
         import tensorflow as tf
@@ -73,21 +111,23 @@ class IKCMethod(Method):
     def __call__(self, lr, bicubic, labels):
         x = lr[None].astype(np.float32)
         codes, images = self._loop(x)
-        true_code = None
+        kernel = None
         if labels and "kernel" in labels:
             kernel = np.asarray(labels["kernel"], np.float64)
-            true_code = self.pca.encode(kernel[None]).astype(np.float32)
         steps = []
         for t, (code, sr) in enumerate(zip(codes, images)):
+            pca = self.pcas["predictor" if t == 0 else "corrector"]   # who made this code
             code = np.asarray(code)[0].astype(np.float64)
             step = {"label": f"step {t}", "image": np.asarray(sr)[0],
-                    "kernel": self.pca.decode(code[None])[0]}
-            if true_code is not None:
-                step["code_error"] = float(np.mean((code - true_code[0]) ** 2))
+                    "kernel": pca.decode(code[None])[0]}
+            if kernel is not None:
+                true_code = pca.encode(kernel[None])[0]
+                step["code_error"] = float(np.mean((code - true_code) ** 2))
             steps.append(step)
         last = steps[-1]["image"]
         out = {"sr": (last, last), "steps": steps, "kernel": steps[-1]["kernel"]}
-        if true_code is not None:
-            upper = np.asarray(self._upper(x, true_code))[0]
+        if kernel is not None:
+            sftmd_code = self.pca.encode(kernel[None]).astype(np.float32)
+            upper = np.asarray(self._upper(x, sftmd_code))[0]
             out["upper"] = (upper, upper)
         return out

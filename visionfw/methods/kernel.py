@@ -11,8 +11,9 @@ class KernelEstimatorMethod(Method):
     """A network (role ``model``) from the LR image to the blur kernel that made it.
 
     Its ``meta['output']`` is ``'kernel'`` (a ``(B, k, k)`` or ``(B, k*k)`` output) or
-    ``'kernel_code'`` (a ``(B, t)`` PCA code, decoded with ``--method-param pca=FILE``: a
-    ``.npy``/``.mat``/``.h5`` PCA of :func:`visionfw.degradation.load_pca`). Scored by the
+    ``'kernel_code'`` (a ``(B, t)`` PCA code, decoded with the PCA the network carries, or
+    ``--method-param pca=FILE``: a ``.npy``/``.mat``/``.h5`` PCA of
+    :func:`visionfw.degradation.load_pca`, for converted weights). Scored by the
     kernel PSNR of :func:`visionfw.degradation.kernel_psnr` (the estimate and the true kernel
     aligned on their centres).
     """
@@ -34,7 +35,14 @@ class KernelEstimatorMethod(Method):
             raise MethodError("kernel-estimator: --tile and --self-ensemble would average "
                               "kernels of different regions or orientations; leave them out")
         self.pca = None
-        if self.output == "kernel_code":
+        if self.output == "kernel_code" and not self.options["pca"]:
+            from visionfw.kernel_codes import CodeError, pca_of
+
+            try:
+                self.pca = pca_of(model)              # trained here: it carries its PCA
+            except CodeError:
+                pass
+        if self.output == "kernel_code" and self.pca is None:
             if not self.options["pca"]:
                 raise MethodError(f"model {model.name!r} predicts a kernel code, not an image "
                                   "or a kernel: give the PCA that decodes it, "

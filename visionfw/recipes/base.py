@@ -62,6 +62,8 @@ class Recipe:
     - ``saved``: networks written beside the main one (``best.<name>.weights.h5``).
     - ``test_weights``: ``{role: file}`` of a run folder, for ``test.py METHOD --weights RUN``.
     - ``model``: the model ``train.py RECIPE`` trains when the recipe is named in its place.
+    - ``val_metrics``: measures ``predict`` returns beside the SR image (columns of
+      ``val.csv``).
 
     Args:
         config: the run's :class:`~visionfw.train.config.TrainConfig`.
@@ -80,6 +82,7 @@ class Recipe:
     saved = ()
     test_weights = {"model": "best.weights.h5"}
     model = None
+    val_metrics = ()
 
     def __init__(self, config, model_dict, model_name=None, hparams=None, schedule=1e-4,
                  options=None):
@@ -103,10 +106,20 @@ class Recipe:
         return resolve_params(cls.declared_params(), dict(given), f"recipe {cls.name}",
                               flag="--recipe-param")
 
-    def adam(self, learning_rate=None):
-        """Adam with beta2 = 0.99, as the SR papers' training code uses."""
-        return keras.optimizers.Adam(learning_rate=learning_rate or self.schedule, beta_1=0.9,
-                                     beta_2=0.99)
+    @classmethod
+    def default_degradation(cls, scale):
+        """The training degradation when ``--degradation`` is not given (``None``: the
+        command's default, bicubic)."""
+        return None
+
+    def adam(self, learning_rate=None, updates_per_step=1):
+        """Adam with beta2 = 0.99, as the SR papers' training code uses. An optimiser that
+        ``minimize`` steps several times per training step says so (``updates_per_step``),
+        so that the run's schedule still follows training steps."""
+        from visionfw.train.schedule import per_training_step
+
+        rate = learning_rate or per_training_step(self.schedule, updates_per_step)
+        return keras.optimizers.Adam(learning_rate=rate, beta_1=0.9, beta_2=0.99)
 
     def build(self):
         """Make ``self.networks`` and ``self.optimizers`` (called inside the strategy scope).
@@ -123,7 +136,9 @@ class Recipe:
 
     def predict(self, inputs):
         """SR of a float32 NHWC batch in [0, 1], for validation; ``inputs`` is a dict with
-        ``'lr'`` and the degradation's labels (``'kernel'``, ``'noise_sigma'``, ...)."""
+        ``'lr'`` and the degradation's labels (``'kernel'``, ``'noise_sigma'``, ...). A recipe
+        with ``val_metrics`` returns ``(sr, {name: (B,) tensor})``: those measures go into
+        ``val.csv`` and TensorBoard beside PSNR."""
         raise NotImplementedError
 
     # ---- helpers the trainer and recipes share

@@ -16,18 +16,35 @@ from visionfw.recipes.base import Recipe, register_recipe
 from visionfw.train import TrainError
 
 
-def ikc_loop(predictor, corrector, sftmd, lr, iterations):
+def ikc_loop(predictor, corrector, sftmd, lr, iterations, to_sftmd=None, bridges=None):
     """The correction loop: ``h0 = P(lr)``, ``sr0 = F(lr, h0)``; then ``iterations`` times
-    ``h = C(sr, h)``, ``sr = F(lr, h)``. Returns the lists of codes and SR images (t + 1 each)."""
+    ``h = C(sr, h)``, ``sr = F(lr, h)``. Returns the lists of codes and SR images (t + 1 each).
+
+    Networks trained with different PCAs share the loop through ``(t, t)`` matrices that carry
+    codes from one basis to another (:func:`visionfw.kernel_codes.bridge`): ``bridges`` may
+    hold ``'predictor>corrector'``, ``'predictor>sftmd'`` and ``'corrector>sftmd'``;
+    ``to_sftmd`` is the one matrix for a Predictor and Corrector that share a basis. Codes are
+    returned in the basis of the network that made them."""
+    links = dict(bridges or {})
+    if to_sftmd is not None:
+        links.setdefault("predictor>sftmd", to_sftmd)
+        links.setdefault("corrector>sftmd", to_sftmd)
+    links = {k: tf.constant(v, tf.float32) for k, v in links.items() if v is not None}
+
+    def carry(code, link):
+        return tf.linalg.matmul(code, links[link]) if link in links else code
+
+    def restore(code, source):
+        c = carry(code, f"{source}>sftmd")
+        return tf.clip_by_value(tf.cast(sftmd([lr, c], training=False), tf.float32), 0.0, 1.0)
+
     code = tf.cast(predictor(lr, training=False), tf.float32)
-    codes, images = [code], []
-    sr = tf.clip_by_value(tf.cast(sftmd([lr, code], training=False), tf.float32), 0.0, 1.0)
-    images.append(sr)
+    codes, images = [code], [restore(code, "predictor")]
+    code = carry(code, "predictor>corrector")
     for _ in range(iterations):
-        code = tf.cast(corrector([sr, code], training=False), tf.float32)
-        sr = tf.clip_by_value(tf.cast(sftmd([lr, code], training=False), tf.float32), 0.0, 1.0)
+        code = tf.cast(corrector([images[-1], code], training=False), tf.float32)
         codes.append(code)
-        images.append(sr)
+        images.append(restore(code, "corrector"))
     return codes, images
 
 
@@ -55,6 +72,28 @@ def load_sftmd(path, code_len):
     return model, pca
 
 
+def start_from(predictor, path, pca):
+    """Copy a trained Predictor's weights into ``predictor``; it must have the same layout and
+    code kernels with the same PCA (one-line errors otherwise)."""
+    from visionfw.checkpoint import load_model
+    from visionfw.kernel_codes import CodeError, bridge
+
+    trained = load_model(path, compile=False)
+    shapes = [tuple(w.shape) for w in trained.weights]
+    if shapes != [tuple(w.shape) for w in predictor.weights]:
+        raise TrainError(f"--recipe-param predictor={path}: {trained.name} has another layout "
+                         "than this run's Predictor (check --param nf and code_len)")
+    try:
+        same = bridge(pca_of(trained), pca) is None
+    except CodeError:
+        same = False
+    if not same:
+        raise TrainError(f"--recipe-param predictor={path}: it was trained with another PCA "
+                         "than the SFTMD's (train it with train.py ikc-predictor --sftmd on "
+                         "the same SFTMD)")
+    predictor.set_weights(trained.get_weights())
+
+
 @register_recipe("ikc")
 class IKCRecipe(Recipe):
     """IKC's Predictor and Corrector on a frozen SFTMD (the trained model is
@@ -66,6 +105,10 @@ class IKCRecipe(Recipe):
         Hyperparameter("steps_per_batch", int, 7, "correction steps (Corrector updates) per "
                        "batch"),
         Hyperparameter("corrector_nf", int, 0, "Corrector width (0: the Predictor's nf)"),
+        Hyperparameter("predictor", str, "", "start the Predictor from these weights (a "
+                       "train.py ikc-predictor run's best.weights.h5, same SFTMD)"),
+        Hyperparameter("train_predictor", bool, True, "false: keep the Predictor as it starts "
+                       "(a Predictor trained on larger patches), train the Corrector only"),
     )
     model = "ikc-predictor"          # train.py ikc ... trains this model with this recipe
     main = "corrector"
@@ -74,13 +117,26 @@ class IKCRecipe(Recipe):
     needs = ("kernel",)
     test_weights = {"sftmd": "sftmd.weights.h5", "predictor": "best.predictor.weights.h5",
                     "corrector": "best.weights.h5"}
+    val_metrics = ("code_error", "predictor_code_error")
+
+    @classmethod
+    def default_degradation(cls, scale):
+        from visionfw.recipes.sftmd import ikc_degradation
+
+        return ikc_degradation(scale)
 
     def build(self):
         from visionfw import models
         from visionfw.checkpoint import save_model
         from visionfw.graph.builder import attach_spec, build
 
+        from visionfw.conditioning import roles_of
+
         meta = self.model_dict.get("meta") or {}
+        if "sr" in roles_of(self.model_dict):
+            raise TrainError("IKC's Corrector trains together with the Predictor: train.py ikc "
+                             "--sftmd FILE (the Corrector's nf follows --param nf, or "
+                             "--corrector-nf)")
         if meta.get("output") != "kernel_code":
             raise TrainError("recipe ikc trains ikc-predictor (train.py ikc-predictor --recipe "
                              "ikc ...)")
@@ -94,14 +150,24 @@ class IKCRecipe(Recipe):
         corrector_dict = with_pca(models.model_dict("ikc-corrector", **corrector_hp), self.pca)
         predictor, corrector = build(predictor_dict), build(corrector_dict)
         attach_spec(predictor, predictor_dict, self.model_name, self.hparams)
+        if self.options["predictor"]:
+            start_from(predictor, self.options["predictor"], self.pca)
         attach_spec(corrector, corrector_dict, "ikc-corrector", corrector_hp)
         self.networks = {"predictor": predictor, "corrector": corrector, "sftmd": sftmd}
-        self.optimizers = {"predictor": self.adam(), "corrector": self.adam()}
+        self.optimizers = {"corrector": self.adam(
+            updates_per_step=self.options["steps_per_batch"])}
+        if self.options["train_predictor"]:
+            self.optimizers["predictor"] = self.adam()
+        else:
+            if not self.options["predictor"]:
+                raise TrainError("--recipe-param train_predictor=false keeps the Predictor as it "
+                                 "starts: give the trained one, --recipe-param predictor=FILE")
+            predictor.trainable = False
         if self.config.out:
             save_model(sftmd, f"{self.config.out}/sftmd.weights.h5")   # the run names all three
 
     def train_step(self, batch, opt):
-        p, c, f = (self.networks[k] for k in ("predictor", "corrector", "sftmd"))
+        p, c, f = (self.networks.get(k) for k in ("predictor", "corrector", "sftmd"))
         lr = batch["lr"]
         true = encode(self.pca, batch["kernel"])
 
@@ -112,7 +178,11 @@ class IKCRecipe(Recipe):
             est = tf.cast(p(lr, training=True), tf.float32)
             return mse(est), est
 
-        p_loss, code = opt.minimize("predictor", predictor_loss)
+        if self.options["train_predictor"]:
+            p_loss, code = opt.minimize("predictor", predictor_loss)
+        else:
+            code = tf.cast(p(lr, training=False), tf.float32)
+            p_loss = mse(code)
         code = tf.stop_gradient(code)
         out = {"predictor_loss": p_loss}
         for step in range(self.options["steps_per_batch"]):
@@ -130,6 +200,58 @@ class IKCRecipe(Recipe):
         return out
 
     def predict(self, inputs):
-        p, c, f = (self.networks[k] for k in ("predictor", "corrector", "sftmd"))
-        _, images = ikc_loop(p, c, f, inputs["lr"], self.options["steps_per_batch"])
-        return images[-1]
+        p, c, f = (self.networks.get(k) for k in ("predictor", "corrector", "sftmd"))
+        codes, images = ikc_loop(p, c, f, inputs["lr"], self.options["steps_per_batch"])
+        true = encode(self.pca, inputs["kernel"])
+
+        def error(code):                    # per image: the mean squared code error
+            return tf.reduce_mean(tf.square(code - true), axis=-1)
+
+        return images[-1], {"code_error": error(codes[-1]),
+                            "predictor_code_error": error(codes[0])}
+
+
+@register_recipe("ikc-predictor")
+class PredictorRecipe(IKCRecipe):
+    """IKC's Predictor alone: MSE between its code and the true kernel's code, in the PCA of
+    the SFTMD it will serve (``--sftmd FILE``), which also gives the validation PSNR (SFTMD
+    on the Predictor's code: the loop's step 0)."""
+
+    params = (Hyperparameter("sftmd", str, "", "the trained SFTMD weights (train.py sftmd)"),)
+    main = "predictor"
+    ema = ("predictor",)
+    saved = ()
+    test_weights = {"model": "best.weights.h5"}     # test.py kernel-estimator --weights RUN
+    val_metrics = ("code_error",)
+
+    def build(self):
+        from visionfw.checkpoint import save_model
+        from visionfw.graph.builder import attach_spec, build
+
+        meta = self.model_dict.get("meta") or {}
+        if meta.get("output") != "kernel_code":
+            raise TrainError(f"recipe ikc-predictor trains kernel-code predictors; "
+                             f"{self.model_dict.get('name')} outputs {meta.get('output', 'an image')}")
+        sftmd, self.pca = load_sftmd(self.options["sftmd"], int(meta["code_len"]))
+        d = with_pca(self.model_dict, self.pca)
+        predictor = build(d)
+        attach_spec(predictor, d, self.model_name, self.hparams)
+        self.networks = {"predictor": predictor, "sftmd": sftmd}
+        self.optimizers = {"predictor": self.adam()}
+        if self.config.out:
+            save_model(sftmd, f"{self.config.out}/sftmd.weights.h5")
+
+    def train_step(self, batch, opt):
+        p, true = self.networks["predictor"], encode(self.pca, batch["kernel"])
+
+        def loss():
+            return tf.reduce_mean(tf.square(tf.cast(p(batch["lr"], training=True), tf.float32)
+                                            - true))
+
+        return {"loss": opt.minimize("predictor", loss)}
+
+    def predict(self, inputs):
+        p, f = self.networks["predictor"], self.networks["sftmd"]
+        codes, images = ikc_loop(p, None, f, inputs["lr"], 0)
+        true = encode(self.pca, inputs["kernel"])
+        return images[0], {"code_error": tf.reduce_mean(tf.square(codes[0] - true), axis=-1)}

@@ -10,6 +10,13 @@ from visionfw.recipes.sr import SRRecipe, pixel_loss
 from visionfw.train import TrainError
 
 
+def ikc_degradation(scale):
+    """IKC's training blurs: isotropic 21x21 Gaussians, sigma uniform in [0.2, 2.0] at x2,
+    [0.2, 3.0] at x3 and [0.2, 4.0] at x4 (and above), then MATLAB bicubic."""
+    top = {1: 2.0, 2: 2.0, 3: 3.0}.get(int(scale), 4.0)
+    return f"gaussian(sigma=0.2~{top:g},size=21)+bicubic"
+
+
 @register_recipe("sftmd")
 class SFTMDRecipe(SRRecipe):
     """A code-conditioned SR network (inputs: the LR image and a kernel code) trained with the
@@ -25,6 +32,10 @@ class SFTMDRecipe(SRRecipe):
                              "default: IKC's recipe fitted here (30000 isotropic 21x21 "
                              "Gaussians, sigma 0.2-4, seed 0), applied without the mean"),)
     needs = ("kernel",)
+
+    @classmethod
+    def default_degradation(cls, scale):
+        return ikc_degradation(scale)
 
     def build(self):
         from visionfw.graph.builder import attach_spec, build

@@ -78,6 +78,34 @@ def recipe_as_model(config):
     return config
 
 
+def recipe_of(config):
+    """The recipe class a configuration trains with (before any run folder is touched)."""
+    import copy
+
+    from visionfw import runtime
+
+    config = recipe_as_model(copy.deepcopy(config))
+    runtime.import_tensorflow_quietly(start=False)
+    from visionfw.recipes.base import get_recipe
+
+    return get_recipe(recipe_name(config, resolve_model_and_scale(config)))
+
+
+def apply_recipe_degradation(config, explicit=(), log=None):
+    """A recipe's own training degradation (SFTMD's and IKC's Gaussian blurs, USRNet's mixed
+    blurs) when the run was not given one; returns the spec used."""
+    if config.degradation != "bicubic" or "degradation" in (explicit or ()):
+        return config.degradation
+    cls = recipe_of(config)
+    default = cls.default_degradation(config.scale)
+    if default:
+        config.degradation = default
+        if log:
+            log(f"degradation: {default} (recipe {cls.name}'s default; --degradation changes "
+                "it)")
+    return config.degradation
+
+
 def resolve_recipe(config, model):
     """The recipe class of the run, with ``config.recipe`` and ``config.recipe_params`` set to
     its name and typed parameters (an unknown recipe or parameter is a one-line error)."""
@@ -134,6 +162,9 @@ def merge_for_resume(config, saved, explicit):
     changed = []
     for key in explicit:
         new, old = getattr(config, key), getattr(base, key)
+        if key == "recipe_params" and base.recipe:       # parameters added since keep defaults
+            old = _typed_recipe_params(base.recipe, old or {})
+            new = _typed_recipe_params(base.recipe, {**old, **(new or {})})
         if key in RUN_DEFINING and new != old:
             changed.append(f"--{key.replace('_', '-')} {new!r} (run has {old!r})")
         setattr(base, key, new)
@@ -144,6 +175,19 @@ def merge_for_resume(config, saved, explicit):
         raise TrainError("--resume keeps the run's settings; these differ: " + "; ".join(changed))
     base.out = config.out
     return base
+
+
+def _typed_recipe_params(recipe, given):
+    """Recipe parameters as the run records them: typed, defaults filled in."""
+    from visionfw import runtime
+
+    runtime.import_tensorflow_quietly(start=False)
+    from visionfw.recipes.base import get_recipe
+
+    try:
+        return get_recipe(recipe).resolve_options(given)
+    except VisionfwError as exc:
+        raise TrainError(str(exc)) from None
 
 
 def image_folder(path):
@@ -265,6 +309,8 @@ def train(config, argv=None, resume=False, explicit=(), log=None, progress=True,
         config = merge_for_resume(config, saved, explicit)
     config.check()
     model = resolve_model_and_scale(config)
+    if not resume:
+        apply_recipe_degradation(config, explicit, log)
     preflight(config)
     resolve_recipe(config, model)
     if not config.out:

@@ -34,3 +34,40 @@ def make_schedule(kind, lr, steps, milestones=None, gamma=0.5, floor=0.01):
         raise TrainError(f"--milestones must be distinct positive steps, got {milestones}")
     values = [float(lr) * gamma ** i for i in range(len(milestones) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(milestones, values)
+
+
+@keras.saving.register_keras_serializable(package="visionfw")
+class PerTrainingStep(keras.optimizers.schedules.LearningRateSchedule):
+    """A schedule of the training step for an optimiser updated ``updates`` times per step
+    (IKC's Corrector: once per correction step): the rate at update ``i`` is the wrapped
+    schedule's at step ``i // updates``, so every network follows the run's schedule.
+
+    Args:
+        schedule: the schedule of training steps.
+        updates: optimiser updates per training step.
+    """
+
+    def __init__(self, schedule, updates):
+        self.schedule = schedule
+        self.updates = int(updates)
+
+    def __call__(self, step):
+        import tensorflow as tf
+
+        return self.schedule(tf.math.floordiv(step, self.updates))
+
+    def get_config(self):
+        return {"schedule": keras.optimizers.schedules.serialize(self.schedule),
+                "updates": self.updates}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.optimizers.schedules.deserialize(config["schedule"]),
+                   config["updates"])
+
+
+def per_training_step(schedule, updates):
+    """``schedule`` for an optimiser updated ``updates`` times per training step."""
+    if updates == 1 or not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return schedule
+    return PerTrainingStep(schedule, updates)

@@ -348,8 +348,12 @@ class Trainer:
                 self.swap_ema()
 
     def predict_arrays(self, inputs):
-        """The recipe's prediction for a dict of NumPy batches, as a NumPy array."""
-        return self._predict({k: tf.constant(v) for k, v in inputs.items()}).numpy()
+        """The recipe's prediction for a dict of NumPy batches, as a NumPy array (and, for a
+        recipe with ``val_metrics``, the dict of its per-image measures)."""
+        out = self._predict({k: tf.constant(v) for k, v in inputs.items()})
+        if isinstance(out, (tuple, list)):
+            return out[0].numpy(), {k: v.numpy() for k, v in out[1].items()}
+        return out.numpy()
 
     def _csv_path(self):
         return os.path.join(self.run_dir, "val.csv") if self.run_dir and self.is_chief else None
@@ -366,7 +370,8 @@ class Trainer:
         if not path:
             return
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+        fields = CSV_FIELDS[:6] + list(self.recipe.val_metrics) + CSV_FIELDS[6:]
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.history)
         tmp = f"{path}.tmp-{os.getpid()}"
@@ -502,6 +507,8 @@ class Trainer:
                "bicubic_ssim": f"{scores['bicubic_ssim']:.5f}", "gain": f"{gain:.4f}",
                "loss": f"{loss:.6f}", "lr": f"{self._learning_rate():.3e}",
                "seconds": f"{time.time() - t0:.1f}"}
+        extra = {name: scores[name] for name in self.recipe.val_metrics}
+        row.update({name: f"{value:.6g}" for name, value in extra.items()})
         self.history.append(row)
         self._write_history()
         if writer is not None:
@@ -509,6 +516,8 @@ class Trainer:
                 scalar_summary("val/psnr", scores["psnr"])
                 scalar_summary("val/ssim", scores["ssim"])
                 scalar_summary("val/gain_over_bicubic", gain)
+                for name, value in extra.items():
+                    scalar_summary(f"val/{name}", value)
         improved = scores["psnr"] > float(self.best_psnr.numpy())
         if improved:
             self.best_psnr.assign(scores["psnr"])
@@ -516,7 +525,8 @@ class Trainer:
         mark = " (best)" if improved else ""
         self.log(f"\nstep {step}: val PSNR {scores['psnr']:.3f} dB, SSIM {scores['ssim']:.4f} "
                  f"(bicubic {scores['bicubic_psnr']:.3f} / {scores['bicubic_ssim']:.4f}, "
-                 f"gain {gain:+.3f} dB){mark}")
+                 f"gain {gain:+.3f} dB)"
+                 + "".join(f", {name} {value:.4g}" for name, value in extra.items()) + mark)
         return scores
 
 

@@ -78,9 +78,12 @@ class ValidationSet:
 
     def evaluate(self, predict):
         """Scores of ``predict`` on every image. ``predict`` takes a dict of batches of one
-        (``lr`` float32 NHWC in [0, 1], and the labels) and returns the SR batch.
+        (``lr`` float32 NHWC in [0, 1], and the labels) and returns the SR batch, or
+        ``(sr, {name: per-image values})`` when the recipe measures more than the image (IKC's
+        code error); those are averaged beside PSNR and SSIM.
 
-        Returns ``{"psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "images": [...]}``.
+        Returns ``{"psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "images": [...]}`` and
+        any extra measure by its name.
         """
         from visionfw.metrics import evaluate_pair
 
@@ -88,12 +91,17 @@ class ValidationSet:
         for item in self.items:
             inputs = {"lr": item["lr"][None]}
             inputs.update({k: np.asarray(v)[None] for k, v in item["labels"].items()})
-            sr = np.asarray(predict(inputs))[0]
-            p, s = evaluate_pair(np.clip(sr, 0.0, 1.0), item["hr"], self.scale)
-            rows.append({"name": item["name"], "psnr": p, "ssim": s,
-                         "bicubic_psnr": item["bicubic_psnr"],
-                         "bicubic_ssim": item["bicubic_ssim"]})
-        return {"psnr": float(np.mean([r["psnr"] for r in rows])),
-                "ssim": float(np.mean([r["ssim"] for r in rows])),
-                "bicubic_psnr": self.bicubic_psnr, "bicubic_ssim": self.bicubic_ssim,
-                "images": rows}
+            out = predict(inputs)
+            sr, extra = out if isinstance(out, tuple) else (out, {})
+            p, s = evaluate_pair(np.clip(np.asarray(sr)[0], 0.0, 1.0), item["hr"], self.scale)
+            row = {"name": item["name"], "psnr": p, "ssim": s,
+                   "bicubic_psnr": item["bicubic_psnr"], "bicubic_ssim": item["bicubic_ssim"]}
+            row.update({k: float(np.asarray(v).reshape(-1)[0]) for k, v in extra.items()})
+            rows.append(row)
+        scores = {"psnr": float(np.mean([r["psnr"] for r in rows])),
+                  "ssim": float(np.mean([r["ssim"] for r in rows])),
+                  "bicubic_psnr": self.bicubic_psnr, "bicubic_ssim": self.bicubic_ssim,
+                  "images": rows}
+        for key in rows[0].keys() - {"name", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim"}:
+            scores[key] = float(np.mean([r[key] for r in rows]))
+        return scores
