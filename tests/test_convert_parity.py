@@ -318,3 +318,24 @@ def test_convert_command_then_test_py_reaches_vdsr_published_set5_x4(shared_weig
     model = load_for_test(None, str(out), (), 4)       # test.py --weights OUT --scale 4
     report = evaluate(model, [resolve_dataset("Set5", shared_data / "benchmark")], scale=4)
     assert report["results"][0]["psnr"] == pytest.approx(31.45, abs=0.15)
+
+
+def test_convert_suggests_the_variant_of_the_family_the_weights_fit(tmp_path):
+    """Y-only VDSR weights named as the RGB ``vdsr``: the error names ``vdsr-y``."""
+    from visionfw.__main__ import main
+
+    state = {"residual_layer.0.conv.weight": rand(4, 4, 3, 3), "input.weight": rand(4, 1, 3, 3),
+             "output.weight": rand(1, 4, 3, 3)}
+    path = tmp_path / "y_only.npz"
+    np.savez(path, **state)
+    out = tmp_path / "o.weights.h5"
+    result = CliRunner().invoke(main, ["convert", "vdsr", str(path), str(out), "--param",
+                                       "depth=3", "--param", "filters=4"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("error: y_only.npz fits model vdsr-y, not vdsr: "
+                                    f"python -m visionfw convert vdsr-y {path} {out}")
+    assert not out.exists()
+    # and that command converts it
+    result = CliRunner().invoke(main, ["convert", "vdsr-y", str(path), str(out), "--param",
+                                       "depth=3", "--param", "filters=4", "--quiet"])
+    assert result.exit_code == 0 and out.exists()

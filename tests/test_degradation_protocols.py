@@ -1,5 +1,6 @@
 """Blind test protocols: variants, references, determinism, export."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from visionfw.degradation import DegradationError, gaussian_kernel, get_protocol
 from visionfw.degradation import ops
 from visionfw.degradation.__main__ import main as cli_main
 from visionfw.degradation.protocols import export_protocol
+from visionfw.imageio import write_image
 
 HR8 = (np.random.default_rng(2).random((48, 48, 3)) * 255).astype(np.uint8)
 HR = HR8.astype(np.float32) / 255
@@ -155,3 +157,50 @@ def test_export_command_prints_no_tensorflow_start_up_lines(tmp_path):
     assert r.returncode == 0, r.stderr
     noise = ("oneDNN", "cuda", "cuInit", "absl", "cpu_feature_guard")
     assert not [line for line in r.stderr.splitlines() if any(n in line for n in noise)], r.stderr
+
+
+def test_export_skips_unreadable_and_too_small_images_and_writes_nothing_for_none(
+        tmp_path, capsys):
+    data = _dataset(tmp_path / "hr")
+    good = (data / "one.png").read_bytes()
+    (data / "cut.png").write_bytes(good[:len(good) // 2])          # truncated PNG
+    (data / "empty.png").write_bytes(b"")
+    write_image(data / "dot.png", np.zeros((1, 1, 3), np.uint8))    # smaller than x4's 4 px
+    assert cli_main(["export", "--protocol", "bicubic", "--scale", "4", "--dataset", str(data),
+                     "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    for name in ("cut.png", "empty.png", "dot.png"):
+        assert f"skipped {name}:" in err
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["images"] == ["one", "two"]
+    assert sorted(manifest["skipped"]) == ["cut.png", "dot.png", "empty.png"]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "cut.png").write_bytes(good[:40])
+    assert cli_main(["export", "--protocol", "bicubic", "--scale", "4", "--dataset", str(bad),
+                     "--out", str(tmp_path / "none")]) == 2
+    assert "no usable images (1 skipped)" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()                        # no empty --out left
+    (tmp_path / "file").write_text("")
+    assert cli_main(["export", "--protocol", "bicubic", "--scale", "4", "--dataset", str(data),
+                     "--out", str(tmp_path / "file" / "out")]) == 2
+    assert capsys.readouterr().err.strip().endswith("Not a directory")
+
+
+def test_library_use_prints_no_tensorflow_start_up_lines(tmp_path):
+    import subprocess
+    import sys
+
+    # TensorFlow is imported quietly and its runtime not started: threads can still be set
+    code = ("import numpy as np, visionfw, tensorflow as tf; "
+            "tf.config.threading.set_intra_op_parallelism_threads(1); "
+            "m = visionfw.build_model('vdsr', depth=2, filters=4); "
+            "m(np.zeros((1, 8, 8, 3), np.float32)); "
+            "assert tf.config.threading.get_intra_op_parallelism_threads() == 1")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "VISIONFW_TF_LOGS": "1"})
+    assert loud.returncode == 0 and "oneDNN" in loud.stderr     # the lines exist to be dropped

@@ -103,14 +103,17 @@ def test_test_py_errors_are_one_line_and_json_is_never_half_written(folder, tmp_
     out = tmp_path / "out.json"
     out.write_text("previous report")
     (tmp_path / "empty").mkdir()
-    (folder / "HR" / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     srresnet = tmp_path / "s.weights.h5"
     visionfw.save_model(visionfw.build_model("srresnet", B=1, filters=8, scale=2), srresnet)
+    visionfw.save_model(visionfw.build_model("vdsr-y", depth=2, filters=4, scale=2),
+                        tmp_path / "y.weights.h5")
     cases = [
         (("bicubic", "--dataset", str(tmp_path / "nope")), "nope': no such folder"),
         (("bicubic", "--dataset", str(tmp_path / "empty")), "holds no PNG"),
-        (("bicubic", "--dataset", str(folder), "--scale", "2", "--json", str(out)),
-         "zz_broken.png"),
+        (("bicubic", "--dataset", str(folder), "--scale", "2", "--json", str(out),
+          "--save-dir", str(out / "sr")), "--save-dir"),      # checked before any work
+        (("--weights", str(tmp_path / "y.weights.h5"), "--dataset", str(folder),
+          "--channel", "rgb"), "restores the Y channel only"),
         (("srresnet", "--param", "B=2", "--param", "filters=8", "--scale", "2", "--weights",
           str(srresnet), "--dataset", str(folder)), "weights do not fit model"),
         (("srresnet", "--dataset", str(folder), "--scale", "2"), "pass --weights"),
@@ -188,3 +191,108 @@ def test_images_too_small_to_score_are_skipped_and_named(tmp_path):
     images = [(n, read_image(tmp_path / "HR" / f"{n}.png")) for n in ("img0", "tiny")]
     val = ValidationSet(images, 2)
     assert [i["name"] for i in val.items] == ["img0"]
+
+
+def test_unreadable_images_are_skipped_named_and_counted_and_finished_datasets_kept(
+        folder, tmp_path, monkeypatch):
+    import visionfw.evaluate as ev
+    from tests.train_utils import run_cli
+
+    mixed = tmp_path / "Mixed"
+    mixed.mkdir()
+    good = (folder / "HR" / "img0.png").read_bytes()
+    (mixed / "ok.png").write_bytes(good)
+    (mixed / "cut.png").write_bytes(good[: len(good) // 2])
+    (mixed / "zero.png").write_bytes(b"")
+    (mixed / "text.png").write_text("not an image")
+    out = tmp_path / "r.json"
+    args = ("bicubic", "--scale", "2", "--dataset", str(folder), "--dataset", str(mixed),
+            "--json", str(out), "--quiet")
+    r = run_cli("test.py", *args)
+    assert r.returncode == 0, r.stderr
+    first, second = json.loads(out.read_text())["results"]
+    assert (first["n_images"], first["n_skipped"]) == (2, 0)
+    assert [i["name"] for i in second["images"]] == ["ok"]
+    assert second["n_skipped"] == 3
+    reasons = {s["name"]: s["reason"] for s in second["skipped"]}
+    assert reasons["zero"] == "empty file (0 bytes)"
+    assert "truncated" in reasons["cut"] and "not a readable image" in reasons["text"]
+    for name in ("cut", "zero", "text"):
+        assert f"skipped {name}: " in r.stdout
+    assert second["psnr"] == pytest.approx(first["images"][0]["psnr"])   # ok.png is img0
+    # a failure in the second dataset keeps the first: printed, and in the JSON
+    real = ev._one_image
+
+    def failing(method, dataset, *rest, **kw):
+        if dataset.name == "Mixed":
+            raise ev.EvaluationError("Mixed/ok: something went wrong")
+        return real(method, dataset, *rest, **kw)
+
+    monkeypatch.setattr(ev, "_one_image", failing)
+    out.unlink()
+    r = run_cli("test.py", *args)
+    assert r.returncode == 2 and "something went wrong" in r.stderr
+    report = json.loads(out.read_text())
+    assert [x["dataset"] for x in report["results"]] == ["Mini"]
+    assert report["incomplete"] == "Mixed/ok: something went wrong"
+    assert "Mini x2" in r.stdout and "incomplete: Mixed/ok" in r.stdout
+
+
+def test_weights_saved_from_another_dictionary_are_refused_or_loaded_with_a_warning(
+        folder, tmp_path):
+    from tests.train_utils import run_cli
+
+    weights = tmp_path / "v.weights.h5"
+    visionfw.save_model(visionfw.build_model("vdsr", depth=3, filters=4, scale=2), weights)
+    same = json.loads(visionfw.dict_to_json(visionfw.model_dict("vdsr", depth=3, filters=4,
+                                                                scale=2)))
+    (tmp_path / "same.json").write_text(json.dumps(same))
+    elu = dict(same, aactv_sub=["ELU"] * len(same["aactv"]))
+    (tmp_path / "elu.json").write_text(json.dumps(elu))
+    base = ("--weights", str(weights), "--dataset", str(folder), "--quiet")
+    ok = run_cli("test.py", str(tmp_path / "same.json"), *base)
+    assert ok.returncode == 0, ok.stderr
+    r = run_cli("test.py", str(tmp_path / "elu.json"), *base)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "aactv_sub is absent in the file and" in r.stderr and "ELU" in r.stderr
+    assert "--ignore-dict-mismatch" in r.stderr
+    forced = run_cli("test.py", str(tmp_path / "elu.json"), *base, "--ignore-dict-mismatch")
+    assert forced.returncode == 0 and forced.stderr.startswith("warning: ")
+    # a registered model: an option the file holds but the command leaves out is a
+    # difference; one the command gives (here the same value) is the user's choice
+    r = run_cli("test.py", "vdsr", "--param", "depth=3", *base)
+    assert r.returncode == 2 and "differs from the one given" in r.stderr
+    assert run_cli("test.py", "vdsr", "--param", "depth=3", "--param", "filters=4",
+                   *base).returncode == 0
+
+
+def test_comparison_grid_has_captioned_panels_with_the_psnrs(folder, tmp_path):
+    from visionfw.evaluate.pictures import comparison_grid, grid_captions
+    from visionfw.imageio import read_image
+
+    hr = images(1, (24, 24))[0][1]
+    lr = hr[::2, ::2]
+    plain = comparison_grid(lr, hr, hr, hr, 2)
+    captions = grid_captions(2, (31.234, 28.5))
+    assert captions[1] == "bicubic 28.50 dB" and captions[2] == "SR 31.23 dB"
+    labelled = comparison_grid(lr, hr, hr, hr, 2, captions=captions)
+    strip = labelled.shape[0] - plain.shape[0]
+    assert strip > 8 and np.array_equal(labelled[strip:], plain)
+    for panel in range(4):                          # ink in each panel's part of the strip
+        x0 = panel * (24 + 4)
+        assert (labelled[:strip, x0:x0 + 24] < 128).any()
+    # test.py --grid writes it with the scores it printed
+    r = run_test_py("bicubic", "--scale", "2", "--dataset", str(folder), "--save-dir",
+                    str(tmp_path / "out"), "--grid")
+    assert r.returncode == 0, r.stderr
+    grid = read_image(tmp_path / "out" / "Mini" / "img0_grid.png")
+    assert grid.shape[0] == comparison_grid(lr, hr, hr, hr, 2, captions=captions).shape[0]
+
+
+def test_progress_lines_name_the_lr_apart_from_the_bicubic_score(folder):
+    from tests.train_utils import run_cli
+
+    r = run_cli("test.py", "bicubic", "--scale", "2", "--dataset", str(folder))
+    line = next(x for x in r.stderr.splitlines() if "img0" in x)
+    assert line.startswith("Mini [LR: bicubic down-scaling] img0: ")
+    assert "(bicubic up-scaling " in line

@@ -128,10 +128,10 @@ def test_train_py_and_test_py_run_ikc(tmp_path, images, sftmd):
     settings = json.loads((out / "settings.json").read_text())
     assert settings["settings"]["recipe_params"] == {
         "sftmd": str(sftmd), "steps_per_batch": 2, "corrector_nf": 0, "predictor": "",
-        "train_predictor": True}
+        "corrector": "", "train_predictor": True}
     # a run saved before a parameter existed resumes (the new one takes its default); resuming
     # with some of the recipe's parameters repeated keeps the run; a changed one is refused
-    for key in ("predictor", "train_predictor"):
+    for key in ("predictor", "corrector", "train_predictor"):
         del settings["settings"]["recipe_params"][key]
     (out / "settings.json").write_text(json.dumps(settings))
     same = run_py("train.py", "ikc", "--sftmd", str(sftmd), "--steps-per-batch", "2",
@@ -285,6 +285,12 @@ def test_the_predictor_recipe_trains_on_codes_in_the_sftmds_pca(tmp_path, images
     true = encode(pca_of(f), item["labels"]["kernel"][None])
     expected = float(np.mean((np.asarray(codes[0]) - true) ** 2))
     assert scores["images"][0]["code_error"] == pytest.approx(expected, rel=1e-4)
+    # the estimated kernel is a picture of the validation, not a number in val.csv
+    np.testing.assert_allclose(trainer.validation.preview["pictures"]["kernel"],
+                               pca_of(f).decode(np.asarray(codes[0]))[0], atol=1e-5)
+    from tests.train_utils import event_tags
+
+    assert [t for t in event_tags(tmp_path / "p") if t.startswith("val/kernel/")]
     # an IKC run can start from it
     trained = tmp_path / "p" / "last.weights.h5"
     ikc = make_trainer(ikc_config(tmp_path / "i", images, sftmd,
@@ -299,6 +305,18 @@ def test_the_predictor_recipe_trains_on_codes_in_the_sftmds_pca(tmp_path, images
     assert int(frozen.recipe.optimizers["corrector"].iterations.numpy()) == 6
     for a, b in zip(frozen.recipe.networks["predictor"].weights, p.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))     # kept as it started
+    # a Corrector fine-tuned from an earlier run's (here: the frozen run's) starts from it
+    corrector = tmp_path / "k" / "last.weights.h5"
+    again = make_trainer(ikc_config(tmp_path / "m", images, sftmd,
+                                    params={"predictor": str(trained), "corrector": str(corrector),
+                                            "train_predictor": "false"}))
+    saved = visionfw.load_model(corrector)
+    assert saved.name == again.recipe.networks["corrector"].name
+    for a, b in zip(again.recipe.networks["corrector"].weights, saved.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(TrainError, match="another layout than this run's Corrector"):
+        make_trainer(ikc_config(tmp_path / "n", images, sftmd, params={
+            "corrector": str(corrector), "corrector_nf": "4"}))
     with pytest.raises(TrainError, match="give the trained one"):
         make_trainer(ikc_config(tmp_path / "l", images, sftmd,
                                 params={"train_predictor": "false"}))

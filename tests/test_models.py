@@ -139,8 +139,26 @@ def test_checkpoint_errors_are_one_line(tmp_path):
     small = visionfw.build_model("srresnet", B=1, filters=8, scale=2)
     path = visionfw.save_model(small, tmp_path / "s.weights.h5")
     other = visionfw.build_model("srresnet", B=1, filters=16, scale=2)
-    with pytest.raises(CheckpointError, match="weights do not fit model"):
+    with pytest.raises(CheckpointError, match="weights do not fit model 'SRResNet': "
+                                              "filters=8 in the file, 16 here"):
         visionfw.checkpoint.load_weights(other, path)
+    x4 = visionfw.build_model("srresnet", B=1, filters=8, scale=4)
+    with pytest.raises(CheckpointError, match="the checkpoint is x2, the model x4"):
+        visionfw.checkpoint.load_weights(x4, path)
+    with pytest.raises(CheckpointError, match="the file holds srresnet, the model is vdsr"):
+        visionfw.checkpoint.load_weights(visionfw.build_model("vdsr", depth=2), path)
+    with pytest.raises(CheckpointError, match="not a weights file .no HDF5 signature"):
+        visionfw.checkpoint.load_weights(other, bad)       # garbage named with a model
+    # a Keras file without our dictionary: Keras' own message, whole (no dangling colon)
+    import re
+
+    plain_x4 = tmp_path / "plain_x4.weights.h5"
+    small.save_weights(plain_x4)
+    with pytest.raises(CheckpointError) as info:
+        visionfw.checkpoint.load_weights(x4, plain_x4)
+    assert not str(info.value).endswith(":") and "\n" not in str(info.value)
+    assert re.search(r"layer \S+ has \d+ weights in the model but \d+ in the file|is \(",
+                     str(info.value)), str(info.value)
     plain = tmp_path / "plain.weights.h5"
     small.save_weights(plain)
     with pytest.raises(CheckpointError, match="holds no visionfw dictionary"):

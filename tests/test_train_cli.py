@@ -77,6 +77,16 @@ def test_tiny_run_improves_and_writes_its_run_folder(tmp_path, images):
     model = visionfw.load_model(str(out / "best.weights.h5"), compile=False)
     assert model.name == "SRResNet"
     assert os.listdir(out / "logs")
+    from tests.train_utils import event_tags
+
+    tags = event_tags(out)
+    assert tags["val/psnr"] == "scalars" and tags["train/loss"] == "scalars"
+    assert [t for t, kind in tags.items() if t.startswith("val/comparison/") and kind == "images"]
+    # the training curves, redrawn at each validation
+    from PIL import Image
+
+    with Image.open(out / "curves.png") as im:
+        assert im.format == "PNG" and im.size[0] > 600
     assert "best validation PSNR" in r.stderr
     # running it again into the same folder is refused, --resume of a finished run is a no-op
     one_line_error(run_py("train.py", *TINY, "--out", str(out)), "already holds a run")

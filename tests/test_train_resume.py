@@ -66,3 +66,60 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, images):
     check = make_trainer(config, resume=True)
     assert check.restore() == 2
     assert all(np.all(np.isfinite(w)) for w in weights(check))
+
+
+def test_val_csv_loss_and_seconds_continue_across_a_resume(tmp_path, images):
+    import csv
+
+    def rows(folder):
+        with open(folder / "val.csv") as f:
+            return list(csv.DictReader(f))
+
+    extra = dict(val_every=2, val_dirs=[images])
+    straight = make_trainer(tiny_config(tmp_path / "a", images, **extra), validation=True)
+    straight.fit()
+    first = make_trainer(tiny_config(tmp_path / "b", images, **extra), validation=True)
+    first.fit(stop_at=3)                       # validated at 2, stopped (checkpoint) at 3
+    second = make_trainer(tiny_config(tmp_path / "b", images, **extra), resume=True,
+                          validation=True)
+    second.fit(resume=True)
+    a, b = rows(tmp_path / "a"), rows(tmp_path / "b")
+    assert [r["step"] for r in a] == [r["step"] for r in b] == ["2", "4", "6"]
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]     # same losses averaged
+    seconds = [float(r["seconds"]) for r in b]
+    assert seconds == sorted(seconds) and seconds[1] >= seconds[0]
+
+
+def test_resume_cleans_what_a_kill_left_and_starts_a_run_killed_before_its_first_checkpoint(
+        tmp_path, images):
+    import json
+    import shutil
+
+    from tests.train_utils import run_cli
+
+    out = tmp_path / "run"
+    args = ("srresnet", "--param", "B=1", "--param", "filters=4", "--scale", "2",
+            "--train-dir", images, "--val-dir", images, "--steps", "2", "--val-every", "2",
+            "--batch-size", "2", "--patch-size", "24", "--out", str(out))
+    r = run_cli("train.py", *args)
+    assert r.returncode == 0, r.stderr
+    # what kills during writes leave behind
+    (out / "checkpoints" / "ckpt-7_temp").mkdir()
+    (out / "checkpoints" / "ckpt-7_temp" / "part").write_bytes(b"x" * 10)
+    (out / ".tmp-abc123.weights.h5").write_bytes(b"x" * 96)
+    (out / "val.csv.tmp-4242").write_bytes(b"")
+    r = run_cli("train.py", "srresnet", "--out", str(out), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "removed what an interrupted write left" in r.stderr
+    assert not (out / "checkpoints" / "ckpt-7_temp").exists()
+    assert not list(out.glob(".tmp-*")) and not list(out.glob("val.csv.tmp-*"))
+    assert (out / "best.weights.h5").is_file() and (out / "val.csv").is_file()  # kept
+    # killed while its very first checkpoint was written: settings, no checkpoint index
+    shutil.rmtree(out / "checkpoints")
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "ckpt-0_temp").mkdir()
+    r = run_cli("train.py", "srresnet", "--out", str(out), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "starting the run from step 0" in r.stderr
+    assert (out / "checkpoints" / "checkpoint").is_file()
+    assert json.loads((out / "settings.json").read_text())["settings"]["steps"] == 2

@@ -91,3 +91,19 @@ def run_cli(script, *args):
         raise result.exception
     return types.SimpleNamespace(returncode=result.exit_code, stdout=result.stdout,
                                  stderr=result.stderr)
+
+
+def event_tags(run_dir):
+    """The summary tags written to a run's TensorBoard logs, with their kind
+    (``{"val/psnr": "scalar", "val/comparison/img0": "image", ...}``)."""
+    import glob
+
+    import tensorflow as tf
+
+    tags = {}
+    for path in glob.glob(os.path.join(str(run_dir), "logs", "**", "events.*"), recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                kind = value.metadata.plugin_data.plugin_name or value.WhichOneof("value")
+                tags[value.tag] = kind
+    return tags

@@ -4,7 +4,10 @@ The heavy parts (TensorFlow, Keras) load on first use, so ``import visionfw`` st
 submodule such as ``visionfw.metrics`` can be used on its own.
 """
 
+from visionfw import runtime as _runtime
 from visionfw._lazy import lazy_exports
+
+_runtime.install_quiet_import()      # TensorFlow's start-up lines are not the user's concern
 
 __version__ = "0.1.0"
 

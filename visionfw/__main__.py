@@ -7,9 +7,10 @@ from visionfw.cli.sr import sr
 from visionfw.cli.summary import list_methods, list_models, list_recipes, summary
 
 
-@click.group(cls=OneLineGroup)
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
-    """visionfw tools."""
+    """visionfw tools: super-resolve your own images (sr), look at a model (summary), list
+    what is registered (models, recipes, methods), convert PyTorch weights (convert)."""
 
 
 main.add_command(sr)

@@ -50,6 +50,8 @@ def read_image(path, return_gray=False):
 
     path = pathlib.Path(path)
     try:
+        if path.is_file() and path.stat().st_size == 0:
+            raise ImageError(f"{path}: empty file (0 bytes)")
         with Image.open(path) as im:
             if im.format not in ("PNG", "BMP", "JPEG", "MPO", "TIFF"):
                 raise ImageError(f"{path}: unsupported image format {im.format}")
@@ -106,6 +108,8 @@ def _to_rgb8(im, path):
         return np.ascontiguousarray(data[..., :3]), False
     if mode == "RGB":
         return np.asarray(im).copy(), False
+    if mode == "CMYK":                  # print files: Pillow's conversion, as viewers show them
+        return np.asarray(im.convert("RGB")).copy(), False
     if mode == "YCbCr":
         return np.asarray(im.convert("RGB")).copy(), False
     raise ImageError(f"{path}: unsupported pixel mode {mode!r} (expected 8-bit RGB or gray)")

@@ -1,5 +1,8 @@
 """Process-wide TensorFlow settings (threads, log level), applied before TensorFlow starts."""
+import copy
+import importlib.util
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # oneDNN's convolutions run our networks 2-3x faster on CPUs (bench/speed.py measures both);
@@ -32,36 +35,82 @@ def configure_threads(intra_op=None, inter_op=None):
     _configured = True
 
 
-def import_tensorflow_quietly(start=True):
-    """Import TensorFlow with its start-up chatter (absl, CUDA probing) sent to /dev/null.
+class _StderrToDevnull:
+    """Point file descriptor 2 at /dev/null for a while: TensorFlow's C++ start-up lines
+    (absl, oneDNN, CUDA probing) are written there before any log level applies."""
 
-    Command-line tools call this first so that a user sees only our own output; errors that
-    happen later still reach stderr. ``start=False`` only imports the module: the runtime
-    (thread pools, devices) is not started, so :func:`configure_threads` still applies.
-    """
-    import sys
-
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        saved = os.dup(2)
-    except OSError:
-        import tensorflow as tf
-
-        return tf
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
+    def __enter__(self):
         sys.stderr.flush()
-        os.dup2(devnull, 2)
-        import tensorflow as tf
+        try:
+            self.saved = os.dup(2)
+        except OSError:
+            self.saved = None
+            return self
+        self.devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self.devnull, 2)
+        return self
 
-        if start:
-            tf.constant(0.0)  # device discovery also prints; do it now
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
+            os.close(self.devnull)
+        return False
+
+
+class _QuietLoader:
+    """Runs TensorFlow's own loader with stderr silenced, then lists the devices (the CUDA
+    probe prints too) without starting the runtime, so thread settings still apply."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def create_module(self, spec):
+        return self.spec.loader.create_module(self.spec)
+
+    def exec_module(self, module):
+        module.__spec__, module.__loader__ = self.spec, self.spec.loader
+        with _StderrToDevnull():
+            self.spec.loader.exec_module(module)
+            module.config.list_physical_devices()
+
+
+class QuietTensorFlowImport:
+    """A one-shot import hook: the first ``import tensorflow`` of the process, wherever it
+    happens (a visionfw module, the user's code), runs through :class:`_QuietLoader`. Errors
+    still raise; only the start-up chatter is dropped. ``VISIONFW_TF_LOGS=1`` keeps it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        real = importlib.util.find_spec("tensorflow")
+        if real is None or real.loader is None:
+            return None
+        spec = copy.copy(real)
+        spec.loader = _QuietLoader(real)
+        return spec
+
+
+def install_quiet_import():
+    """Install :class:`QuietTensorFlowImport` unless TensorFlow is loaded or
+    ``VISIONFW_TF_LOGS`` is set (``import visionfw`` does this)."""
+    if "tensorflow" in sys.modules or os.environ.get("VISIONFW_TF_LOGS"):
+        return
+    if not any(isinstance(f, QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, QuietTensorFlowImport())
+
+
+def import_tensorflow_quietly(start=True):
+    """Import TensorFlow without its start-up chatter (see :class:`QuietTensorFlowImport`).
+
+    ``start`` is kept for callers of earlier versions: the devices are listed either way and
+    the runtime (thread pools) is not started, so :func:`configure_threads` still applies.
+    """
+    install_quiet_import()
+    import tensorflow as tf
+
     return tf
 
 

@@ -79,6 +79,15 @@ def one_line_errors(fn):
     return wrapper
 
 
+def check_out_dir(out, flag="--out"):
+    """Create ``out`` and prove it writable before any image is computed."""
+    from visionfw.fsutil import unwritable_reason
+
+    reason = unwritable_reason(out)
+    if reason:
+        raise HyperparameterError(f"{flag} {out} is not writable: {reason}")
+
+
 def start_runtime(threads=None):
     from visionfw import runtime
 

@@ -49,6 +49,12 @@ def convert_to_checkpoint(model, checkpoint, out, params=(), scale=None, key=Non
         if registered:
             used = ", ".join(f"{k}={v}" for k, v in values.items())
             hint = f" [{registered} with {used}; --scale and --param must match the checkpoint]"
+            fits = _sibling_that_fits(registered, checkpoint, hp, key, mapping)
+            if fits:
+                raise ConversionError(
+                    f"{os.path.basename(checkpoint)} fits model {fits}, not {registered}: "
+                    f"python -m visionfw convert {fits} {checkpoint} {out}  ({registered}: "
+                    f"{exc}{hint})") from None
         raise ConversionError(f"{exc}{hint}") from None
     save_model(net, out)
     if echo:
@@ -57,6 +63,26 @@ def convert_to_checkpoint(model, checkpoint, out, params=(), scale=None, key=Non
         echo(f"{os.path.basename(checkpoint)}: {len(plan)} tensors, {net.count_params():,} "
              f"parameters -> {out}")
     return plan
+
+
+def _sibling_that_fits(registered, checkpoint, hp, key, mapping):
+    """A registered variant of the same family (``vdsr`` / ``vdsr-y``) that the checkpoint
+    converts into, or None."""
+    from visionfw.convert import ConversionError, convert_model
+    from visionfw.errors import VisionfwError
+    from visionfw.models import model_hparams, model_names
+
+    family = registered.split("-")[0]
+    for name in model_names():
+        if name == registered or name.split("-")[0] != family:
+            continue
+        own = {k: v for k, v in hp.items() if k in model_hparams(name)}
+        try:
+            convert_model(name, checkpoint, names=mapping, key=key, **own)
+        except (ConversionError, VisionfwError):
+            continue
+        return name
+    return None
 
 
 @click.command("convert")

@@ -10,13 +10,17 @@ import pathlib
 
 import click
 
-from visionfw.cli.common import (EXTRA_ARGS, OneLineCommand, extra_options, merge_options, model_options,
-                                 one_line_errors, resolve_hparams, start_runtime)
+from visionfw.cli.common import (EXTRA_ARGS, OneLineCommand, check_out_dir, extra_options,
+                                 merge_options, model_options, one_line_errors, resolve_hparams,
+                                 start_runtime)
 from visionfw.errors import CheckpointError, HyperparameterError
 
 
-def load_for_test(model, weights, params, scale):
-    """The model to evaluate: from a name/JSON (+ weights), or from a weights file alone."""
+def load_for_test(model, weights, params, scale, insist=False):
+    """The model to evaluate: from a name/JSON (+ weights), or from a weights file alone.
+
+    Weights saved from another dictionary than MODEL's are refused in one line saying how they
+    differ; with ``insist`` that line is a warning and the weights load if they fit."""
     from visionfw import checkpoint, models
 
     if model is None:
@@ -36,6 +40,13 @@ def load_for_test(model, weights, params, scale):
     hp = resolve_hparams(model, params, scale)
     built = models.build_model(model, compile=False, **hp)
     if weights is not None:
+        name = model if models.has_model(model) else None
+        mismatch = checkpoint.dict_mismatch(weights, built, name, hp)
+        if mismatch and not insist:
+            raise CheckpointError(f"{mismatch}; test the file alone (drop MODEL: it rebuilds "
+                                  "its own), or load anyway with --ignore-dict-mismatch")
+        if mismatch:
+            click.echo(f"warning: {mismatch}", err=True)
         checkpoint.load_weights(built, weights)
     elif built.trainable_weights:
         raise CheckpointError(f"model {model} has {built.count_params():,} parameters to learn; "
@@ -162,13 +173,16 @@ def _method_params_of(name):
 @click.option("--tile-overlap", type=click.IntRange(0, None), default=16, show_default=True)
 @click.option("--self-ensemble", is_flag=True, help="Average over the 8 flips and rotations.")
 @click.option("--quiet", is_flag=True, help="No per-image progress lines.")
+@click.option("--ignore-dict-mismatch", "insist", is_flag=True,
+              help="Load --weights into MODEL even where the file was saved from another "
+                   "dictionary (a warning instead of an error).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
               show_default=True, help="bf16: bfloat16 compute (outputs scored in float32).")
 @click.pass_context
 @one_line_errors
 def main(ctx, model, weights, method_params, datasets, data_root, params, scale, degradation, seed,
          channel, per_image, json_path, save_dir, grid, lr_dir, tile, tile_overlap,
-         self_ensemble, quiet, precision, save_steps, variants):
+         self_ensemble, quiet, insist, precision, save_steps, variants):
     """Evaluate MODEL (a registered name or .json dictionary; omit it to rebuild the model from
     --weights) or METHOD (sr, nonblind, kernel-estimator, ...: its networks by role with
     --weights ROLE=FILE) on each --dataset, printing PSNR/SSIM beside bicubic's."""
@@ -182,6 +196,9 @@ def main(ctx, model, weights, method_params, datasets, data_root, params, scale,
     method_name = model if model is not None and is_method(model) else None
     extra = extra_options(ctx, lambda: _method_params_of(method_name))
     check_output_path(json_path, "--json")
+    for folder, flag in ((save_dir, "--save-dir"), (save_steps, "--save-steps")):
+        if folder is not None:
+            check_out_dir(folder, flag)
     if grid and not save_dir:
         raise HyperparameterError("--grid needs --save-dir")
     if tile is not None and tile_overlap >= tile:
@@ -214,16 +231,31 @@ def main(ctx, model, weights, method_params, datasets, data_root, params, scale,
         runner = method_from_roles(method_name, roles, options, scale, **common)
         label = method_name
     else:
-        net = load_for_test(model, roles.get("model"), params, scale)
+        net = load_for_test(model, roles.get("model"), params, scale, insist)
         runner = method_for(net, scale=scale, **common)
         label = model or pathlib.Path(roles["model"]).name
     if channel is None:
         channel = "rgb" if degradation.strip() == "usrnet12" else "y"
-    report = evaluate(runner, sets, degradation=degradation, seed=seed, channel=channel,
-                      save_dir=save_dir, grid=grid, lr_dir=lr_dir, model_name=label, log=log,
-                      save_steps=save_steps, variants=list(variants) or None)
-    report["protocol"]["precision"] = precision
-    click.echo(format_report(report, per_image=per_image))
-    if json_path:
-        write_report(report, json_path)
-        click.echo(f"report written to {json_path}")
+    if channel == "rgb" and runner.color == "y":
+        raise HyperparameterError(f"{label} restores the Y channel only, so it is scored on "
+                                  "Y: --channel y (or y-float)")
+
+    def show(report):
+        report["protocol"]["precision"] = precision
+        click.echo(format_report(report, per_image=per_image))
+        if json_path:
+            write_report(report, json_path)
+            click.echo(f"report written to {json_path}")
+
+    try:
+        report = evaluate(runner, sets, degradation=degradation, seed=seed, channel=channel,
+                          save_dir=save_dir, grid=grid, lr_dir=lr_dir, model_name=label,
+                          log=log, save_steps=save_steps, variants=list(variants) or None)
+    except BaseException as exc:
+        partial = getattr(exc, "partial_report", None)
+        if partial and partial["results"]:          # keep the datasets that finished
+            partial["incomplete"] = (f"stopped by {type(exc).__name__}" if not str(exc)
+                                     else str(exc))
+            show(partial)
+        raise
+    show(report)

@@ -6,8 +6,8 @@ import time
 
 import click
 
-from visionfw.cli.common import (EXTRA_ARGS, extra_options, merge_options, one_line_errors,
-                                 start_runtime)
+from visionfw.cli.common import (EXTRA_ARGS, check_out_dir, extra_options, merge_options,
+                                 one_line_errors, start_runtime)
 from visionfw.errors import HyperparameterError
 
 
@@ -35,15 +35,6 @@ def collect_inputs(inputs):
     if not out:
         raise HyperparameterError(f"no PNG, BMP, JPEG or TIFF image in {', '.join(inputs)}")
     return out
-
-
-def check_out_dir(out, flag="--out"):
-    """Create ``out`` and prove it writable before any image is computed."""
-    from visionfw.fsutil import unwritable_reason
-
-    reason = unwritable_reason(out)
-    if reason:
-        raise HyperparameterError(f"{flag} {out} is not writable: {reason}")
 
 
 @click.command("sr", context_settings=EXTRA_ARGS,

@@ -10,7 +10,14 @@ def show_summary(model, params, scale, dump_json=None):
     from visionfw.models import resolve_model
 
     hp = resolve_hparams(model, params, scale)
-    d, _, _ = resolve_model(model, **hp)   # name and hyperparameter errors come before TensorFlow
+    d, name, _ = resolve_model(model, **hp)   # name and hyperparameter errors before TensorFlow
+    own = (d.get("meta") or {}).get("scale")
+    if scale is not None and name is None and own is not None and int(own) != int(scale):
+        from visionfw.errors import HyperparameterError
+
+        raise HyperparameterError(f"{model} up-samples x{own} (its meta.scale); --scale "
+                                  f"{scale} does not change a dictionary: edit its "
+                                  "up-sampling layers and meta.scale, or drop --scale")
     start_runtime()
     print_layer_table(d)
     if dump_json:

@@ -16,6 +16,9 @@ class ModelOrCommand(OneLineGroup):
     default_command = "train"
 
     def parse_args(self, ctx, args):
+        if not args:                     # a bare train.py: the help, as it reads with -h
+            click.echo(ctx.get_help())
+            ctx.exit(0)
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
@@ -54,7 +57,7 @@ def training_options(fn):
                      default="cosine", show_default=True, help="Learning-rate schedule."),
         click.option("--milestones", callback=_int_list("500,750"), default="",
                      help="multistep: steps at which the rate is multiplied by --gamma "
-                          "(default: 50%% and 75%% of --steps)."),
+                          "(default: 50% and 75% of --steps)."),
         click.option("--gamma", type=float, default=0.5, show_default=True,
                      help="multistep decay factor."),
         click.option("--loss", type=click.Choice(["l1", "mse"]), default="l1",
@@ -80,7 +83,7 @@ CONFIG_KEYS = ("steps", "batch_size", "patch_size", "lr", "schedule", "milestone
                "loss", "seed", "degradation", "cache", "jit", "train_dirs", "val_dirs", "out",
                "strategy", "cpu_devices", "val_every", "save_every", "ema", "clip_norm",
                "sampler", "sampler_bins", "recipe", "recipe_params", "scales", "unpaired_dirs",
-               "pair_dirs", "precision")
+               "pair_dirs", "precision", "init_weights")
 
 
 
@@ -94,8 +97,15 @@ def main():
               epilog="A recipe's parameters may also be given as options: train.py ikc "
                      "--sftmd FILE --steps-per-batch 7 is --recipe-param sftmd=FILE "
                      "--recipe-param steps_per_batch=7.")
-@click.argument("model")
+@click.argument("model", required=False)
 @model_options
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Replay a run: its settings.json (or a JSON of the same settings); MODEL "
+                   "and every option given here override it.")
+@click.option("--init-weights", type=click.Path(dir_okay=False), default=None,
+              help="Start from these weights (a visionfw checkpoint, e.g. from convert or an "
+                   "earlier run): layers matching by name and shape are loaded, the rest "
+                   "reported.")
 @click.option("--summary", is_flag=True, help="Print the layer table and exit.")
 @click.option("--save-dict", type=click.Path(dir_okay=False), default=None,
               help="Write the model's link dictionary to this JSON file.")
@@ -143,10 +153,17 @@ def main():
                    "repeatable.")
 @click.pass_context
 @one_line_errors
-def train_command(ctx, model, params, scale, summary, save_dict, threads, resume, **options):
+def train_command(ctx, model, params, scale, summary, save_dict, threads, resume, config_path,
+                  **options):
     """Train MODEL (a registered name or a .json link dictionary)."""
     from visionfw.cli.common import extra_options, merge_options, parse_params
 
+    if model is None and config_path is None:
+        from visionfw.errors import HyperparameterError
+
+        raise HyperparameterError("give MODEL (a registered name or a .json dictionary), e.g. "
+                                  "train.py srresnet --scale 2, or --config RUN/settings.json; "
+                                  "train.py -h lists the options")
     if summary or save_dict:
         extra_options(ctx, lambda: ("--summary", set()))
         from visionfw.cli.summary import show_summary
@@ -162,9 +179,20 @@ def train_command(ctx, model, params, scale, summary, save_dict, threads, resume
     for key in ("train_dirs", "val_dirs", "unpaired_dirs", "pair_dirs"):
         values[key] = list(values[key])
     values["recipe_params"] = parse_pairs(values["recipe_params"], flag="--recipe-param")
-    config = TrainConfig(model=model, hparams=parse_params(params), scale=scale, **values)
     explicit = {k for k in CONFIG_KEYS
                 if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
+    hparams = parse_params(params)
+    if config_path is not None:
+        saved = _replayed_settings(config_path)
+        values = {**{k: saved[k] for k in CONFIG_KEYS if k in saved},
+                  **{k: values[k] for k in explicit}}
+        if model is None or model == saved.get("model"):
+            model = saved.get("model")
+            hparams = {**(saved.get("hparams") or {}), **hparams}
+        if scale is None:
+            scale = saved.get("scale")
+        explicit |= {k for k in CONFIG_KEYS if k in saved}
+    config = TrainConfig(model=model, hparams=hparams, scale=scale, **values)
     extra = extra_options(ctx, lambda: _recipe_params_of(config))
     if extra:
         config.recipe_params = merge_options(config.recipe_params, extra, "--recipe-param")
@@ -174,6 +202,26 @@ def train_command(ctx, model, params, scale, summary, save_dict, threads, resume
     result = train(config, argv=sys.argv, resume=resume, explicit=explicit, threads=threads)
     if result["stopped"] in ("SIGINT", "SIGTERM"):
         sys.exit(130 if result["stopped"] == "SIGINT" else 143)
+
+
+def _replayed_settings(path):
+    """The ``settings`` of a run's settings.json (or a bare settings dict), one-line errors."""
+    import json
+
+    from visionfw.train import TrainError
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise TrainError(f"--config {path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"--config {path}: not a readable JSON file ({exc})") from None
+    settings = data.get("settings", data) if isinstance(data, dict) else None
+    if not isinstance(settings, dict) or "model" not in settings:
+        raise TrainError(f"--config {path}: holds no run settings (a train.py run's "
+                         "settings.json is expected)")
+    return settings
 
 
 def _recipe_params_of(config):

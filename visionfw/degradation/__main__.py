@@ -57,6 +57,10 @@ def main(argv=None):
     except DegradationError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
+    except OSError as exc:                    # e.g. --out under a file, or not writable
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        return 2
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

@@ -142,7 +142,9 @@ def export_protocol(protocol, scale, dataset, out, seed=0, kernels_path=None, lo
         out/manifest.json                      settings, variant specs, SHA-256 of every file
 
     Each image's seed is its file name without extension, so a file gives the same LR image
-    whatever else is in the folder. The returned manifest's ``hash`` (the SHA-256 of the
+    whatever else is in the folder. Files that cannot be read, and images smaller than the
+    protocol's size multiple, are skipped, named through ``log`` and listed in the manifest's
+    ``skipped``; nothing is written when no image is left. The returned manifest's ``hash`` (the SHA-256 of the
     sorted ``path sha256`` lines) identifies the whole export.
     """
     import hashlib
@@ -151,7 +153,7 @@ def export_protocol(protocol, scale, dataset, out, seed=0, kernels_path=None, lo
 
     from visionfw.degradation.metrics import kernel_picture
     from visionfw.degradation.ops import to_uint8
-    from visionfw.imageio import list_images, modcrop, read_image, write_image
+    from visionfw.imageio import ImageError, list_images, modcrop, read_image, write_image
 
     log = log or (lambda msg: None)
     out = pathlib.Path(out)
@@ -160,13 +162,28 @@ def export_protocol(protocol, scale, dataset, out, seed=0, kernels_path=None, lo
     if not paths:
         raise DegradationError(f"{dataset}: no images")
     multiple = hr_multiple(protocol, scale)
+    hrs, skipped = [], {}
+    for p in paths:
+        try:
+            image = read_image(p)
+        except ImageError as exc:
+            skipped[p.name] = str(exc).removeprefix(f"{p}: ")
+            continue
+        if min(image.shape[:2]) < multiple:
+            skipped[p.name] = (f"{image.shape[1]}x{image.shape[0]} is smaller than the "
+                               f"{multiple}-px multiple of {protocol} at x{scale}")
+            continue
+        hrs.append((p.stem, modcrop(image, multiple).astype(np.float32) / 255.0))
+    for name, why in skipped.items():
+        log(f"skipped {name}: {why}")
+    if not hrs:
+        raise DegradationError(f"{dataset}: no usable images ({len(skipped)} skipped)")
     out.mkdir(parents=True, exist_ok=True)
     files = {}
 
     def record(path):
         files[path.relative_to(out).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
 
-    hrs = [(p.stem, modcrop(read_image(p), multiple).astype(np.float32) / 255.0) for p in paths]
     for name, deg in variants:
         folder = out / name
         folder.mkdir(exist_ok=True)
@@ -193,6 +210,7 @@ def export_protocol(protocol, scale, dataset, out, seed=0, kernels_path=None, lo
         "protocol": protocol, "scale": int(scale), "seed": int(seed),
         "dataset": pathlib.Path(dataset).name, "hr_multiple": multiple,
         "images": [stem for stem, _ in hrs],
+        "skipped": skipped,
         "variants": {name: deg.spec for name, deg in variants},
         "files": dict(sorted(files.items())),
         "hash": hashlib.sha256(lines.encode()).hexdigest(),

@@ -118,25 +118,50 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
                                    "the true one, aligned on their centres; sigma: of the "
                                    "isotropic Gaussian nearest to each (least squares)")
     results = []
+    report = {"protocol": protocol, "results": results}
+    try:
+        _run(method, datasets, variants, name, results, lr_dir, multiple, scale, channel,
+             save_dir, grid, log, save_steps)
+    except BaseException as exc:
+        # what is finished is kept: the caller can still print and write it
+        exc.partial_report = report
+        raise
+    return report
+
+
+def _run(method, datasets, variants, name, results, lr_dir, multiple, scale, channel,
+         save_dir, grid, log, save_steps):
+    """Every dataset and variant, appending one result each to ``results`` as it finishes."""
+    from visionfw.imageio import ImageError
+
+    unreadable = {}                 # (dataset, image) -> reason: read once, named per variant
     for dataset in datasets:
         for variant, deg in variants:
             start = time.perf_counter()
             rows, skipped = [], []
             for image_name, load in dataset.items:
+                key = (dataset.name, image_name)
                 try:
+                    if key in unreadable:
+                        raise unreadable[key]
                     rows.append(_one_image(method, dataset, image_name, load, deg, variant,
                                            variants, lr_dir, multiple, scale, channel, save_dir,
                                            grid, log, save_steps))
-                except TooSmall as exc:
-                    skipped.append({"name": image_name, "reason": str(exc)})
+                except (TooSmall, ImageError) as exc:
+                    if isinstance(exc, ImageError):
+                        unreadable[key] = exc
+                    reason = _reason(exc)
+                    skipped.append({"name": image_name, "reason": reason})
                     if log:
-                        log(f"{dataset.name} {variant} {image_name}: skipped ({exc})")
+                        log(f"{dataset.name} [{_lr_label(variant)}] {image_name}: skipped "
+                            f"({reason})")
             result = {"dataset": dataset.name, "variant": variant,
                       "degradation": "given LR images" if deg is None else str(deg),
                       "model": name, "scale": scale}
             keys = (("kernel_psnr", "sigma", "true_sigma") if method.kind == "kernel"
                     else ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"))
             result.update({k: _mean(rows, k) for k in keys})
+            result["n_images"], result["n_skipped"] = len(rows), len(skipped)
             if skipped:
                 result["skipped"] = skipped
             if rows and "steps" in rows[0]:
@@ -152,7 +177,16 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
                 result["true_kernel_ssim"] = _mean(rows, "true_kernel_ssim")
             result.update({"seconds": round(time.perf_counter() - start, 3), "images": rows})
             results.append(result)
-    return {"protocol": protocol, "results": results}
+
+
+def _reason(exc):
+    """The reason of a skip, without the file name the report already gives."""
+    text = str(exc)
+    path = getattr(exc, "filename", None)
+    if path and text.startswith(f"{path}: "):
+        return text[len(path) + 2:]
+    head, sep, tail = text.partition(": ")
+    return tail if sep and ("/" in head or "." in head) else text
 
 
 def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir, multiple,
@@ -162,6 +196,8 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
     from visionfw.resize import imresize
 
     hr, is_gray = load()
+    if method.kind != "kernel":
+        check_scorable(hr.shape, scale)            # named by the size of the file
     hr = crop_to_multiple(hr, multiple)
     if method.kind != "kernel":
         check_scorable(method.crop(hr).shape, scale)
@@ -192,7 +228,7 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
             save_kernels(save_dir, dataset.name, variant if len(variants) > 1 else None,
                          image_name, estimate, labels["kernel"])
         if log:
-            log(f"{dataset.name} {variant} {image_name}: kernel PSNR {kp:.2f} dB")
+            log(f"{dataset.name} [{_lr_label(variant)}] {image_name}: kernel PSNR {kp:.2f} dB")
         return {"name": image_name, "kernel_psnr": kp, **sigmas}
     bic = np.array(imresize(lr, scale), np.float32)
     np.clip(bic, 0, 1, out=bic)
@@ -214,9 +250,10 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
     bp, bs = evaluate_pair(bic_in, hr_in, scale, hr_is_gray=is_gray, channel=channel)
     if save_dir is not None:
         save_outputs(save_dir, dataset.name, variant if len(variants) > 1 else None,
-                     image_name, lr, bic, sr_rgb, hr, scale, grid)
+                     image_name, lr, bic, sr_rgb, hr, scale, grid, scores=(p, bp))
     if log:
-        log(f"{dataset.name} {variant} {image_name}: {p:.2f} dB (bicubic {bp:.2f})")
+        log(f"{dataset.name} [{_lr_label(variant)}] {image_name}: {p:.2f} dB "
+            f"(bicubic up-scaling {bp:.2f} dB)")
     row = {"name": image_name, "psnr": p, "ssim": s, "bicubic_psnr": bp, "bicubic_ssim": bs}
 
     def score(image):
@@ -251,6 +288,13 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
             op, os_ = score(other)
             row["also"][label] = {"psnr": op, "ssim": os_}
     return row
+
+
+def _lr_label(variant):
+    """How a progress line names the LR a variant makes (``bicubic`` alone reads like the
+    bicubic score beside it)."""
+    return {"bicubic": "LR: bicubic down-scaling", "given": "LR: given"}.get(
+        str(variant), f"LR: {variant}")
 
 
 def _step_means(rows):

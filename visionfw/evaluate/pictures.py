@@ -4,7 +4,10 @@ import pathlib
 import numpy as np
 
 
-def save_outputs(save_dir, dataset, variant, image_name, lr, bic, sr, hr, scale, grid):
+def save_outputs(save_dir, dataset, variant, image_name, lr, bic, sr, hr, scale, grid,
+                 scores=None):
+    """The SR image (``NAME.png``) and, with ``grid``, the labelled comparison picture
+    (``NAME_grid.png``); ``scores`` = ``(sr_psnr, bicubic_psnr)`` in dB for the captions."""
     from visionfw.imageio import write_image
     from visionfw.metrics import to_uint8
 
@@ -15,15 +18,25 @@ def save_outputs(save_dir, dataset, variant, image_name, lr, bic, sr, hr, scale,
     write_image(folder / f"{image_name}.png", to_uint8(np.clip(sr, 0, 1)))
     if grid:
         picture = comparison_grid(to_uint8(lr), to_uint8(bic), to_uint8(np.clip(sr, 0, 1)), hr,
-                                  scale)
+                                  scale, captions=grid_captions(scale, scores))
         write_image(folder / f"{image_name}_grid.png", picture)
 
 
-def comparison_grid(lr, bicubic, sr, hr, scale, gap=4):
+def grid_captions(scale, scores=None, model="SR"):
+    """Captions of the four panels: LR, bicubic, the model and HR, with the PSNRs if known."""
+    sr_psnr, bic_psnr = scores if scores else (None, None)
+    return [f"LR x{scale} (pixels repeated)",
+            "bicubic" + (f" {bic_psnr:.2f} dB" if bic_psnr is not None else ""),
+            model + (f" {sr_psnr:.2f} dB" if sr_psnr is not None else ""),
+            "HR (ground truth)"]
+
+
+def comparison_grid(lr, bicubic, sr, hr, scale, gap=4, captions=None):
     """LR (pixel-repeated), bicubic, SR and HR side by side, with a zoomed crop row beneath.
 
     The crop is the square of a third of the shorter side where the ground truth has the most
-    detail; a red frame marks it on the HR panel.
+    detail; a red frame marks it on the HR panel. ``captions`` (four strings, e.g. from
+    :func:`grid_captions`) are written in a strip above the panels.
     """
     h, w = hr.shape[:2]
     lr_big = np.repeat(np.repeat(lr, scale, 0), scale, 1)[:h, :w]
@@ -39,7 +52,25 @@ def comparison_grid(lr, bicubic, sr, hr, scale, gap=4):
     canvas = np.full((top.shape[0] + gap + bottom.shape[0], width, 3), 255, np.uint8)
     canvas[: top.shape[0], : top.shape[1]] = top
     canvas[top.shape[0] + gap:, : bottom.shape[1]] = bottom
+    if captions:
+        canvas = _caption_strip(canvas, [p.shape[1] for p in panels], gap, captions)
     return canvas
+
+
+def _caption_strip(canvas, widths, gap, captions, height=14):
+    """``canvas`` with a white strip on top holding each panel's caption (Pillow's bitmap
+    font, clipped to the panel's width)."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (canvas.shape[1], height), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    x = 0
+    for width, text in zip(widths, captions):
+        while text and draw.textlength(text) > width - 2:
+            text = text[:-1]
+        draw.text((x + 1, 1), text, fill=(0, 0, 0))
+        x += width + gap
+    return np.concatenate([np.asarray(strip, np.uint8), canvas], axis=0)
 
 
 def _row(images, gap):

@@ -17,40 +17,63 @@ def format_report(report, per_image=False):
     for r in report["results"]:
         groups.setdefault((r["dataset"], r["scale"]), []).append(r)
     for (dataset, scale), results in groups.items():
-        if "kernel_psnr" in results[0]:
-            lines += _kernel_table(dataset, scale, results, per_image)
-            continue
-        if "steps" in results[0]:
-            lines += _steps_table(dataset, scale, results)
-            continue
-        if protocol.get("degradation") == "usrnet12":
-            lines += _kernel_columns_table(dataset, scale, results)
-            continue
-        several = len(results) > 1
-        label = "kernel / degradation" if several else "image"
-        head = f"{label:<24} {'PSNR':>7} {'SSIM':>7}   {'bicubic':>7} {'SSIM':>7}"
-        lines += ["", f"{dataset} x{scale} — {results[0]['model']}", head, "-" * len(head)]
-        for r in results:
-            if per_image or not several:
-                for img in (r["images"] if per_image else []):
-                    name = img["name"] if not several else f"{r['variant']}/{img['name']}"
-                    lines.append(_row_text(name, img))
-            if several:
-                lines.append(_row_text(r["variant"], r))
-        if several:
-            scored = [r for r in results if r.get("psnr") is not None]
-            mean = {k: float(np.mean([r[k] for r in scored])) if scored else None
-                    for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
-            lines += ["-" * len(head), _row_text("mean", mean)]
+        scored = [r for r in results if r["images"]]
+        if not scored:
+            lines += ["", f"{dataset} x{scale} — {results[0]['model']}: no image could be "
+                          "scored"]
+        elif "kernel_psnr" in scored[0]:
+            lines += _kernel_table(dataset, scale, scored, per_image)
+        elif "steps" in scored[0]:
+            lines += _steps_table(dataset, scale, scored)
+        elif protocol.get("degradation") == "usrnet12":
+            lines += _kernel_columns_table(dataset, scale, scored)
         else:
-            if per_image:
-                lines.append("-" * len(head))
-            lines.append(_row_text("mean", results[0]))
-        for r in results:
-            for skip in r.get("skipped", []):
-                where = f"{r['variant']}/" if several else ""
-                lines.append(f"skipped {where}{skip['name']}: {skip['reason']}")
+            lines += _image_table(dataset, scale, scored, per_image)
+        lines += _skipped_lines(results)
+    if report.get("incomplete"):
+        lines += ["", f"incomplete: {report['incomplete']}"]
     return "\n".join(lines)
+
+
+def _skipped_lines(results):
+    """One line per image left out of a result, with why; the same image left out of every
+    variant is named once."""
+    several = len(results) > 1
+    reasons = {}
+    for r in results:
+        for skip in r.get("skipped", []):
+            reasons.setdefault((skip["name"], skip["reason"]), []).append(r["variant"])
+    lines = []
+    for (name, reason), variants in reasons.items():
+        where = ("" if not several or len(variants) == len(results)
+                 else f"{', '.join(str(v) for v in variants)}/")
+        lines.append(f"skipped {where}{name}: {reason}")
+    return lines
+
+
+def _image_table(dataset, scale, results, per_image):
+    """PSNR/SSIM beside bicubic's: one row per variant (or per image), then the mean."""
+    several = len(results) > 1
+    label = "kernel / degradation" if several else "image"
+    head = f"{label:<24} {'PSNR':>7} {'SSIM':>7}   {'bicubic':>7} {'SSIM':>7}"
+    lines = ["", f"{dataset} x{scale} — {results[0]['model']}", head, "-" * len(head)]
+    for r in results:
+        if per_image or not several:
+            for img in (r["images"] if per_image else []):
+                name = img["name"] if not several else f"{r['variant']}/{img['name']}"
+                lines.append(_row_text(name, img))
+        if several:
+            lines.append(_row_text(r["variant"], r))
+    if several:
+        scored = [r for r in results if r.get("psnr") is not None]
+        mean = {k: float(np.mean([r[k] for r in scored])) if scored else None
+                for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
+        lines += ["-" * len(head), _row_text("mean", mean)]
+    else:
+        if per_image:
+            lines.append("-" * len(head))
+        lines.append(_row_text("mean", results[0]))
+    return lines
 
 
 def _steps_table(dataset, scale, results):

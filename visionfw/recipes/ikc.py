@@ -72,26 +72,26 @@ def load_sftmd(path, code_len):
     return model, pca
 
 
-def start_from(predictor, path, pca):
-    """Copy a trained Predictor's weights into ``predictor``; it must have the same layout and
-    code kernels with the same PCA (one-line errors otherwise)."""
+def start_from(network, path, pca, role="predictor"):
+    """Copy trained weights into ``network`` (the run's ``role``: predictor or corrector); they
+    must have the same layout and code kernels with the same PCA (one-line errors otherwise)."""
     from visionfw.checkpoint import load_model
     from visionfw.kernel_codes import CodeError, bridge
 
     trained = load_model(path, compile=False)
     shapes = [tuple(w.shape) for w in trained.weights]
-    if shapes != [tuple(w.shape) for w in predictor.weights]:
-        raise TrainError(f"--recipe-param predictor={path}: {trained.name} has another layout "
-                         "than this run's Predictor (check --param nf and code_len)")
+    if shapes != [tuple(w.shape) for w in network.weights]:
+        width = "--param nf" if role == "predictor" else "--corrector-nf"
+        raise TrainError(f"--{role} {path}: {trained.name} has another layout than this "
+                         f"run's {role.capitalize()} (check {width} and code_len)")
     try:
         same = bridge(pca_of(trained), pca) is None
     except CodeError:
         same = False
     if not same:
-        raise TrainError(f"--recipe-param predictor={path}: it was trained with another PCA "
-                         "than the SFTMD's (train it with train.py ikc-predictor --sftmd on "
-                         "the same SFTMD)")
-    predictor.set_weights(trained.get_weights())
+        raise TrainError(f"--{role} {path}: it was trained with another PCA than the "
+                         "SFTMD's (train it for the same SFTMD)")
+    network.set_weights(trained.get_weights())
 
 
 @register_recipe("ikc")
@@ -107,6 +107,8 @@ class IKCRecipe(Recipe):
         Hyperparameter("corrector_nf", int, 0, "Corrector width (0: the Predictor's nf)"),
         Hyperparameter("predictor", str, "", "start the Predictor from these weights (a "
                        "train.py ikc-predictor run's best.weights.h5, same SFTMD)"),
+        Hyperparameter("corrector", str, "", "start the Corrector from these weights (a "
+                       "train.py ikc run's best.weights.h5, same SFTMD)"),
         Hyperparameter("train_predictor", bool, True, "false: keep the Predictor as it starts "
                        "(a Predictor trained on larger patches), train the Corrector only"),
     )
@@ -142,7 +144,7 @@ class IKCRecipe(Recipe):
                              "ikc ...)")
         code_len = int(meta["code_len"])
         if self.options["steps_per_batch"] < 1:
-            raise TrainError("--recipe-param steps_per_batch must be at least 1")
+            raise TrainError("--steps-per-batch must be at least 1")
         sftmd, self.pca = load_sftmd(self.options["sftmd"], code_len)
         nf = self.options["corrector_nf"] or int(self.hparams.get("nf", 64))
         corrector_hp = {"nf": nf, "code_len": code_len, "scale": int(self.config.scale)}
@@ -153,6 +155,8 @@ class IKCRecipe(Recipe):
         if self.options["predictor"]:
             start_from(predictor, self.options["predictor"], self.pca)
         attach_spec(corrector, corrector_dict, "ikc-corrector", corrector_hp)
+        if self.options["corrector"]:
+            start_from(corrector, self.options["corrector"], self.pca, role="corrector")
         self.networks = {"predictor": predictor, "corrector": corrector, "sftmd": sftmd}
         self.optimizers = {"corrector": self.adam(
             updates_per_step=self.options["steps_per_batch"])}
@@ -160,8 +164,8 @@ class IKCRecipe(Recipe):
             self.optimizers["predictor"] = self.adam()
         else:
             if not self.options["predictor"]:
-                raise TrainError("--recipe-param train_predictor=false keeps the Predictor as it "
-                                 "starts: give the trained one, --recipe-param predictor=FILE")
+                raise TrainError("--train-predictor false keeps the Predictor as it "
+                                 "starts: give the trained one, --predictor FILE")
             predictor.trainable = False
         if self.config.out:
             save_model(sftmd, f"{self.config.out}/sftmd.weights.h5")   # the run names all three
@@ -208,7 +212,8 @@ class IKCRecipe(Recipe):
             return tf.reduce_mean(tf.square(code - true), axis=-1)
 
         return images[-1], {"code_error": error(codes[-1]),
-                            "predictor_code_error": error(codes[0])}
+                            "predictor_code_error": error(codes[0]),
+                            "kernel": self.pca.decode(codes[-1])}
 
 
 @register_recipe("ikc-predictor")
@@ -254,4 +259,5 @@ class PredictorRecipe(IKCRecipe):
         p, f = self.networks["predictor"], self.networks["sftmd"]
         codes, images = ikc_loop(p, None, f, inputs["lr"], 0)
         true = encode(self.pca, inputs["kernel"])
-        return images[0], {"code_error": tf.reduce_mean(tf.square(codes[0] - true), axis=-1)}
+        return images[0], {"code_error": tf.reduce_mean(tf.square(codes[0] - true), axis=-1),
+                           "kernel": self.pca.decode(codes[0])}

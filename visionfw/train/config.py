@@ -15,7 +15,7 @@ SAMPLERS = ("uniform", "psnr-gain")
 RUN_DEFINING = ("model", "hparams", "scale", "train_dirs", "batch_size", "patch_size", "lr",
                 "schedule", "milestones", "gamma", "loss", "seed", "ema", "clip_norm",
                 "sampler", "sampler_bins", "degradation", "steps", "recipe", "recipe_params",
-                "scales", "unpaired_dirs", "pair_dirs", "precision")
+                "scales", "unpaired_dirs", "pair_dirs", "precision", "init_weights")
 
 
 @dataclass
@@ -65,6 +65,7 @@ class TrainConfig:
     unpaired_dirs: list = field(default_factory=list)
     pair_dirs: list = field(default_factory=list)
     precision: str = "fp32"
+    init_weights: str = None
 
     def check(self):
         """Raise :class:`TrainError` for a value no run can use (before any work starts)."""
@@ -101,6 +102,8 @@ class TrainConfig:
         if self.unpaired_dirs and self.pair_dirs:
             raise TrainError("give --unpaired-dir or --pair-dir, not both: a run has one "
                              "second stream")
+        if self.init_weights is not None and not os.path.isfile(self.init_weights):
+            raise TrainError(f"--init-weights {self.init_weights}: no such file")
         if any(m < 1 for m in self.milestones):
             raise TrainError(f"--milestones must be positive steps, got {self.milestones}")
         return self
@@ -132,6 +135,28 @@ def prepare_run_folder(out, resume):
         raise TrainError(f"{out} already holds a run; add --resume to continue it or choose "
                          "another --out")
     return ckpt
+
+
+def clean_leftovers(out):
+    """Remove what a kill during a write leaves in a run folder: TensorFlow's
+    ``checkpoints/ckpt-N_temp/`` folders, our ``.tmp-*`` files (checkpoints, JSON) and
+    ``val.csv.tmp-*``, ``.probe-*``. Returns the names removed (relative to ``out``)."""
+    import glob
+    import shutil
+
+    removed = []
+    patterns = ("checkpoints/ckpt-*_temp", "checkpoints/*_temp*", ".tmp-*", "*/.tmp-*",
+                "val.csv.tmp-*", ".probe-*")
+    for pattern in patterns:
+        for path in sorted(glob.glob(os.path.join(glob.escape(out), pattern))):
+            if not os.path.lexists(path):
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+            removed.append(os.path.relpath(path, out))
+    return removed
 
 
 def read_settings(out):

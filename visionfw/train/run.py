@@ -11,8 +11,8 @@ import time
 
 from visionfw.errors import VisionfwError
 from visionfw.train import TrainError
-from visionfw.train.config import (RUN_DEFINING, TrainConfig, prepare_run_folder, read_settings,
-                                   write_json)
+from visionfw.train.config import (RUN_DEFINING, TrainConfig, clean_leftovers,
+                                   prepare_run_folder, read_settings, write_json)
 
 
 def resolve_model_and_scale(config):
@@ -138,6 +138,14 @@ def preflight(config):
                 raise TrainError(f"{flag} {folder}: no such folder")
     for folder in config.pair_dirs:
         pair_folders(folder)
+    if config.init_weights:
+        from visionfw.checkpoint import read_spec
+        from visionfw.errors import CheckpointError
+
+        try:
+            read_spec(config.init_weights)
+        except CheckpointError as exc:
+            raise TrainError(f"--init-weights {exc}") from None
     from visionfw.degradation import get_protocol
 
     get_protocol(config.degradation, config.scale, seed=config.seed)
@@ -152,28 +160,36 @@ def default_out(config, name):
     return os.path.join("runs", f"{stem}_x{config.scale}")
 
 
-def merge_for_resume(config, saved, explicit):
+def merge_for_resume(config, saved, explicit, log=None):
     """The saved settings, with the options given on this command line on top.
 
     An explicitly given option that changes what the run computes is an error: a resumed
     run must reach what the uninterrupted run would have.
     """
     base = TrainConfig.from_dict(saved["settings"])
-    changed = []
+    changed, extended = [], None
     for key in explicit:
         new, old = getattr(config, key), getattr(base, key)
         if key == "recipe_params" and base.recipe:       # parameters added since keep defaults
             old = _typed_recipe_params(base.recipe, old or {})
             new = _typed_recipe_params(base.recipe, {**old, **(new or {})})
-        if key in RUN_DEFINING and new != old:
+        if key == "steps" and new is not None and old is not None and new > old:
+            extended = (old, new)          # a longer run: allowed, the schedule is stretched
+        elif key in RUN_DEFINING and new != old:
             changed.append(f"--{key.replace('_', '-')} {new!r} (run has {old!r})")
         setattr(base, key, new)
     if config.model != base.model or (config.hparams and config.hparams != base.hparams):
         changed.insert(0, f"model {config.model} {config.hparams or ''} (run has "
                           f"{base.model} {base.hparams})")
     if changed:
-        raise TrainError("--resume keeps the run's settings; these differ: " + "; ".join(changed))
+        raise TrainError("--resume keeps the run's settings; these differ: " + "; ".join(changed)
+                         + (" (only --steps may grow, to extend the run)"
+                            if any(c.startswith("--steps") for c in changed) else ""))
     base.out = config.out
+    if extended and log:
+        log(f"--steps {extended[1]}: extending the run from {extended[0]} steps; the "
+            f"{base.schedule} schedule now runs to step {extended[1]} (the learning rate "
+            "follows the longer schedule from the step reached)")
     return base
 
 
@@ -248,7 +264,8 @@ def load_validation_images(config):
     return load_images([image_folder(p) for p in config.val_dirs]), ", ".join(config.val_dirs)
 
 
-def build_trainer(config, model, log=None, progress=True, validation=True, strategy=None):
+def build_trainer(config, model, log=None, progress=True, validation=True, strategy=None,
+                  resume=False):
     """Everything but the loop: data, validation set, strategy, recipe and :class:`Trainer`.
 
     ``model`` is ``(dict, name, hparams)`` from :func:`resolve_model_and_scale`; TensorFlow
@@ -282,7 +299,8 @@ def build_trainer(config, model, log=None, progress=True, validation=True, strat
                    seed=config.seed, validation=val, val_every=config.val_every,
                    save_every=config.save_every, ema=config.ema, clip_norm=config.clip_norm,
                    jit=config.jit, sampler=config.sampler, sampler_bins=config.sampler_bins,
-                   log=log, progress=progress)
+                   log=log, progress=progress,
+                   init_weights=None if resume else config.init_weights)
 
 
 def train(config, argv=None, resume=False, explicit=(), log=None, progress=True, stop_at=None,
@@ -298,18 +316,30 @@ def train(config, argv=None, resume=False, explicit=(), log=None, progress=True,
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     config = recipe_as_model(config)
+    from_settings = resume
     if resume:
         if not config.out:
             raise TrainError("--resume needs --out RUN_DIR (the run to continue)")
-        if not os.path.isfile(os.path.join(config.out, "checkpoints", "checkpoint")):
-            raise TrainError(f"--resume: {config.out} holds no checkpoint to resume from")
-        saved = read_settings(config.out)
+        has_checkpoint = os.path.isfile(os.path.join(config.out, "checkpoints", "checkpoint"))
+        saved = read_settings(config.out) if os.path.isdir(config.out) else None
         if saved is None:
+            if not has_checkpoint:
+                raise TrainError(f"--resume: {config.out} holds no checkpoint to resume from")
             raise TrainError(f"--resume: {config.out} has no settings.json")
-        config = merge_for_resume(config, saved, explicit)
+        config = merge_for_resume(config, saved, explicit, log)
+        if not has_checkpoint:      # stopped before its first checkpoint was complete
+            log(f"--resume: {config.out} has no complete checkpoint yet; starting the run "
+                "from step 0 with its settings")
+            resume = False
+    if config.out and os.path.isdir(config.out):
+        removed = clean_leftovers(config.out)
+        if removed:
+            log(f"removed what an interrupted write left in {config.out}: "
+                + ", ".join(removed[:5]) + (f" and {len(removed) - 5} more"
+                                            if len(removed) > 5 else ""))
     config.check()
     model = resolve_model_and_scale(config)
-    if not resume:
+    if not from_settings:
         apply_recipe_degradation(config, explicit, log)
     preflight(config)
     resolve_recipe(config, model)
@@ -320,7 +350,8 @@ def train(config, argv=None, resume=False, explicit=(), log=None, progress=True,
     from visionfw.train.distribute import start
 
     strategy = start(config.strategy, config.cpu_devices, threads)
-    trainer = build_trainer(config, model, log=log, progress=progress, strategy=strategy)
+    trainer = build_trainer(config, model, log=log, progress=progress, strategy=strategy,
+                            resume=resume)
     if trainer.is_chief:
         _write_settings(config, model, argv, resume)
     t0 = time.time()
@@ -346,7 +377,9 @@ def _write_settings(config, model, argv, resume):
     previous = read_settings(config.out) if resume else None
     record = previous or {"created": now, "argv": list(argv or sys.argv)}
     record["settings"] = config.to_dict()
-    record["model"] = {"name": model[1], "hparams": model[2]}
+    record["model"] = {"name": model[1], "hparams": model[2], "scale": config.scale}
+    if model[1] is None:                 # a JSON dictionary: where it came from
+        record["model"]["dict_file"] = os.path.abspath(str(config.model))
     record["recipe"] = {"name": config.recipe, "params": config.recipe_params}
     record["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__}
     if resume:

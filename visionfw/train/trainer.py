@@ -32,6 +32,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+LOSS_TAIL = 50          # val.csv's loss: the mean of this many latest step losses
+
 from visionfw.train import TrainError
 from visionfw.train.config import write_json
 from visionfw.train.distribute import worker_role
@@ -103,7 +105,7 @@ class Trainer:
     def __init__(self, recipe, pipeline, steps, run_dir=None, strategy=None, seed=0,
                  validation=None, val_every=500, save_every=None, ema=None, clip_norm=None,
                  jit=False, sampler="uniform", sampler_bins=10, log=None, progress=True,
-                 keep=3):
+                 keep=3, init_weights=None):
         self.recipe = recipe
         self.pipeline = pipeline
         self.steps = int(steps)
@@ -120,6 +122,7 @@ class Trainer:
         self.is_chief, self.task_id = worker_role(self.strategy)
         self.stop_requested = None
         self.history = []
+        self._recent = []              # the latest step losses (see loss_tail)
         self.on_step = None            # optional callback(trainer, step, losses)
 
         import keras
@@ -131,6 +134,12 @@ class Trainer:
             recipe.want_gains = sampler == "psnr-gain"
             recipe.build()
             self._check_recipe()
+            self.init_report = None
+            if init_weights:          # before the EMA copies: they start from these weights
+                from visionfw.checkpoint import describe_transfer, transfer_weights
+
+                self.init_report = transfer_weights(recipe.main_network(), init_weights)
+                self.log(describe_transfer(init_weights, self.init_report))
             self._build_optimizers()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.best_psnr = tf.Variable(-1.0, dtype=tf.float64, trainable=False,
@@ -149,6 +158,10 @@ class Trainer:
                 positions = grid_patches(pipeline.images.shapes, pipeline.patch_size)
                 self.sampler = PsnrGainSampler(positions, pipeline.batch_size, sampler_bins,
                                                seed)
+        # the last LOSS_TAIL step losses (val.csv's loss column), kept across a resume
+        self.loss_tail = tf.Variable(tf.zeros([LOSS_TAIL], tf.float64), trainable=False,
+                                     name="loss_tail")
+        self.loss_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="loss_count")
         self.checkpoint = self._make_checkpoint()
         self.manager = None
         if run_dir:
@@ -189,8 +202,10 @@ class Trainer:
         for name, opt in self.recipe.optimizers.items():
             opt.build(trainable(self.recipe.networks_of(name)))
 
-    def _make_checkpoint(self):
+    def _make_checkpoint(self, legacy=False):
         objects = {"step": self.step, "best_psnr": self.best_psnr, "rng": self.rng}
+        if not legacy:          # checkpoints of earlier versions have no loss tail
+            objects.update(loss_tail=self.loss_tail, loss_count=self.loss_count)
         for name, net in self.recipe.networks.items():
             objects[f"network_{name}"] = net
         for name, opt in self.recipe.optimizers.items():
@@ -285,7 +300,11 @@ class Trainer:
         if not latest:
             return 0
         try:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            try:
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            except AssertionError:
+                self._make_checkpoint(legacy=True).restore(
+                    latest).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TrainError(f"{latest}: checkpoint does not fit this run ({reason})") from None
@@ -296,6 +315,9 @@ class Trainer:
         updates the ``checkpoint`` index with a rename)."""
         if self.manager is None:
             return None
+        self.loss_tail.assign(np.pad(self._recent[-LOSS_TAIL:],
+                                     (0, LOSS_TAIL - len(self._recent[-LOSS_TAIL:]))))
+        self.loss_count.assign(len(self._recent[-LOSS_TAIL:]))
         step = int(self.step.numpy())
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
             return self.manager.latest_checkpoint
@@ -447,9 +469,12 @@ class Trainer:
                                           stateful_metrics=["loss", "val_psnr", "steps/s"])
             else:
                 bar = PlainProgress(start, end)      # a log file gets plain lines
-        recent, last_val = [], None
+        count = int(self.loss_count.numpy())
+        recent, last_val = [float(x) for x in self.loss_tail.numpy()[:count]], None
+        self._recent = recent
         times = [time.perf_counter()]
-        t0 = time.time()
+        # val.csv's seconds count the training time of the run, across resumes
+        t0 = time.time() - (float(self.history[-1]["seconds"]) if self.history else 0.0)
         step = start
         while step < end:
             if self.sampler is None:
@@ -464,7 +489,8 @@ class Trainer:
                 raise NonFiniteLoss(f"loss or gradients became NaN/inf at step {step} "
                                     f"(loss {losses}); stopped without saving{where}")
             main_loss = losses.get("loss", next(iter(losses.values())))
-            recent = (recent + [main_loss])[-50:]
+            recent = (recent + [main_loss])[-LOSS_TAIL:]
+            self._recent = recent
             times = (times + [time.perf_counter()])[-21:]
             rate = (len(times) - 1) / max(times[-1] - times[0], 1e-9)
             if self.on_step is not None:
@@ -495,6 +521,43 @@ class Trainer:
             return {"step": step, "stopped": "stop_at", "last_val": last_val}
         return {"step": step, "stopped": None, "last_val": last_val}
 
+    def _log_pictures(self):
+        """TensorBoard images of the first validation image: the labelled comparison grid
+        and, for a recipe that estimates kernels, the estimate beside the true kernel."""
+        from visionfw.evaluate.pictures import comparison_grid, grid_captions
+        from visionfw.metrics import to_uint8
+        from visionfw.resize import imresize
+
+        preview = getattr(self.validation, "preview", None)
+        if preview is None:
+            return
+        scale = self.validation.scale
+        bicubic = np.clip(np.asarray(imresize(preview["lr"], scale=float(scale))), 0, 1)
+        grid = comparison_grid(to_uint8(preview["lr"]), to_uint8(bicubic),
+                               to_uint8(preview["sr"]), preview["hr"], scale,
+                               captions=grid_captions(scale, (preview["psnr"],
+                                                              preview["bicubic_psnr"])))
+        tf.summary.image(f"val/comparison/{preview['name']}", grid[None])
+        estimate, true = preview["pictures"].get("kernel"), preview["true_kernel"]
+        if estimate is not None:
+            from visionfw.degradation import kernel_grid
+
+            picture = kernel_grid([estimate], None if true is None else [np.asarray(true)])
+            tf.summary.image(f"val/kernel/{preview['name']}", picture[None])
+
+    def _plot_curves(self):
+        """``curves.png`` in the run folder, redrawn at each validation."""
+        if not self.run_dir or not self.is_chief:
+            return
+        from visionfw.train.curves import plot_curves
+
+        run = os.path.basename(os.path.abspath(self.run_dir))
+        try:
+            plot_curves(self.history, os.path.join(self.run_dir, "curves.png"),
+                        title=f"{self.recipe.main_network().name} ({run})")
+        except ImportError:                  # matplotlib is a dependency; a trimmed install
+            pass
+
     def _validate_and_record(self, step, loss, t0, writer):
         if not self.is_chief:
             return None
@@ -518,6 +581,8 @@ class Trainer:
                 scalar_summary("val/gain_over_bicubic", gain)
                 for name, value in extra.items():
                     scalar_summary(f"val/{name}", value)
+                self._log_pictures()
+        self._plot_curves()
         improved = scores["psnr"] > float(self.best_psnr.numpy())
         if improved:
             self.best_psnr.assign(scores["psnr"])

@@ -83,25 +83,38 @@ class ValidationSet:
         code error); those are averaged beside PSNR and SSIM.
 
         Returns ``{"psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "images": [...]}`` and
-        any extra measure by its name.
+        any extra measure by its name. An extra of more than one value per image (the
+        estimated kernel, ``(1, k, k)``) is not averaged: it is kept, with the first image's
+        LR, SR and HR, in ``self.preview`` for the run's pictures.
         """
         from visionfw.metrics import evaluate_pair
 
         rows = []
+        self.preview = None
         for item in self.items:
             inputs = {"lr": item["lr"][None]}
             inputs.update({k: np.asarray(v)[None] for k, v in item["labels"].items()})
             out = predict(inputs)
             sr, extra = out if isinstance(out, tuple) else (out, {})
-            p, s = evaluate_pair(np.clip(np.asarray(sr)[0], 0.0, 1.0), item["hr"], self.scale)
+            sr = np.clip(np.asarray(sr)[0], 0.0, 1.0)
+            p, s = evaluate_pair(sr, item["hr"], self.scale)
             row = {"name": item["name"], "psnr": p, "ssim": s,
                    "bicubic_psnr": item["bicubic_psnr"], "bicubic_ssim": item["bicubic_ssim"]}
-            row.update({k: float(np.asarray(v).reshape(-1)[0]) for k, v in extra.items()})
+            # per-image numbers are averaged; arrays (an estimated kernel) are pictures
+            pictures = {k: np.asarray(v)[0] for k, v in extra.items() if np.ndim(v) > 1}
+            row.update({k: float(np.asarray(v).reshape(-1)[0]) for k, v in extra.items()
+                        if k not in pictures})
             rows.append(row)
+            if self.preview is None:         # the first image, for TensorBoard's pictures
+                self.preview = {"name": item["name"], "lr": item["lr"], "sr": sr,
+                                "hr": item["hr"], "psnr": p,
+                                "bicubic_psnr": item["bicubic_psnr"], "pictures": pictures,
+                                "true_kernel": item["labels"].get("kernel")}
         scores = {"psnr": float(np.mean([r["psnr"] for r in rows])),
                   "ssim": float(np.mean([r["ssim"] for r in rows])),
                   "bicubic_psnr": self.bicubic_psnr, "bicubic_ssim": self.bicubic_ssim,
                   "images": rows}
-        for key in rows[0].keys() - {"name", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim"}:
+        for key in sorted(rows[0].keys() - {"name", "psnr", "ssim", "bicubic_psnr",
+                                            "bicubic_ssim"}):
             scores[key] = float(np.mean([r[key] for r in rows]))
         return scores
