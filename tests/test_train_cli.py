@@ -132,3 +132,15 @@ def test_a_log_that_is_not_a_terminal_gets_plain_progress_lines(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "\x1b[" not in r.stdout and "\x08" not in r.stdout
     assert "step 2/2 - loss: " in r.stdout
+
+
+def test_tensorboard_and_the_curve_plotter_are_installed_with_the_project():
+    import importlib.util
+
+    requirements = (ROOT / "requirements.txt").read_text().split()
+    for package in ("tensorboard", "matplotlib"):
+        assert any(r.startswith(package) for r in requirements), package
+        assert importlib.util.find_spec(package) is not None, package
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert EventAccumulator is not None          # what `tensorboard --logdir` reads with

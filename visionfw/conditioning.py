@@ -32,7 +32,7 @@ class ConditioningError(VisionfwError, ValueError):
     """A network input whose role is unknown, or a value it needs that is not there."""
 
 
-def _spec_dict(model_or_dict):
+def spec_dict(model_or_dict):
     if isinstance(model_or_dict, dict):
         return model_or_dict
     from visionfw.graph.builder import model_spec
@@ -42,7 +42,7 @@ def _spec_dict(model_or_dict):
 
 def input_roles(model_or_dict):
     """``[(node, role)]`` in the network's input order."""
-    d = _spec_dict(model_or_dict)
+    d = spec_dict(model_or_dict)
     declared = (d.get("meta") or {}).get("inputs") or {}
     if not isinstance(declared, dict):
         raise ConditioningError(f"meta['inputs'] must map roles to input nodes, got "

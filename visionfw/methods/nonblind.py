@@ -73,6 +73,12 @@ class NonBlindMethod(Method):
         return encode(self.pca, np.asarray(kernel, np.float32)[None], sigma)[0]
 
     def __call__(self, lr, bicubic, labels):
+        sr = self.run_with(self.predict, lr, labels)
+        return {"sr": (sr, sr)}
+
+    def run_with(self, predict, lr, labels):
+        """``predict`` (the network, or a network of the same inputs) on ``lr`` fed the
+        labels by role, with the method's tiling and self-ensemble; the SR array."""
         from visionfw.inference import run_tiled, self_ensemble
 
         values = {}
@@ -103,16 +109,11 @@ class NonBlindMethod(Method):
                     v = values[role]
                 args.append(v)
             if self.tile:
-                return run_tiled(lambda piece: self.predict(piece, *args), img, self.scale,
+                return run_tiled(lambda piece: predict(piece, *args), img, self.scale,
                                  self.tile, self.tile_overlap)
-            return self.predict(img, *args)
+            return predict(img, *args)
 
         kernel = values.get("kernel")
         if self.ensemble:
-            if kernel is None:
-                sr = self_ensemble(net, lr)
-            else:
-                sr = self_ensemble(net, lr, kernel)
-        else:
-            sr = net(lr, kernel)
-        return {"sr": (sr, sr)}
+            return self_ensemble(net, lr) if kernel is None else self_ensemble(net, lr, kernel)
+        return net(lr, kernel)

@@ -3,6 +3,7 @@ scale and the noise level, beside the same unrolled data steps with the prior le
 the learned prior adds over the closed-form solutions alone."""
 import numpy as np
 
+from visionfw.conditioning import spec_dict
 from visionfw.methods.base import MethodError, register_method
 from visionfw.methods.nonblind import NonBlindMethod
 
@@ -10,10 +11,9 @@ from visionfw.methods.nonblind import NonBlindMethod
 def without_prior(model):
     """The same USRNet with every prior step replaced by the identity (the estimate passes
     through, its beta map dropped): the data steps alone, with the trained alphas."""
-    from visionfw.graph.builder import attach_spec, build, model_spec
+    from visionfw.graph.builder import attach_spec, build
 
-    spec = model_spec(model) or {}
-    d = dict(spec.get("dict") or {})
+    d = dict(spec_dict(model))
     if "prior" not in d:
         raise MethodError(f"model {model.name!r} has no 'prior' links to leave out; the "
                           "data-steps row needs a USRNet dictionary")
@@ -61,7 +61,7 @@ class USRNetMethod(NonBlindMethod):
             self.networks["estimator"] = estimator
             self.labels = ()                               # blind: no true kernel needed
         self.data_steps = None
-        if "prior" in _dict_of(self.networks["model"]):
+        if "prior" in spec_dict(self.networks["model"]):
             from visionfw.inference import Predictor
 
             self.data_steps = Predictor(without_prior(self.networks["model"]))
@@ -90,11 +90,8 @@ class USRNetMethod(NonBlindMethod):
                               "kernel no larger than the image")
         out = super().__call__(lr, bicubic, labels)
         out["kernel"] = labels["kernel"]
-        if self.data_steps is not None:
-            args = [labels["kernel"] if r == "kernel" else
-                    np.float32(self.scale) if r == "scale" else
-                    np.float32(labels.get("noise_sigma", 0.0)) for r in self.roles[1:]]
-            x = self.data_steps(lr, *args)
+        if self.data_steps is not None:      # fed like the network, tiles and ensemble too
+            x = self.run_with(self.data_steps, lr, labels)
             out["also"] = {"data steps alone": (x, x)}
         return out
 
@@ -103,8 +100,3 @@ class USRNetMethod(NonBlindMethod):
         out["kernel"] = "estimated" if self.estimator is not None else "true"
         return out
 
-
-def _dict_of(model):
-    from visionfw.graph.builder import model_spec
-
-    return (model_spec(model) or {}).get("dict") or {}
