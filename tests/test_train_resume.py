@@ -108,11 +108,13 @@ def test_resume_cleans_what_a_kill_left_and_starts_a_run_killed_before_its_first
     (out / "checkpoints" / "ckpt-7_temp" / "part").write_bytes(b"x" * 10)
     (out / ".tmp-abc123.weights.h5").write_bytes(b"x" * 96)
     (out / "val.csv.tmp-4242").write_bytes(b"")
+    (out / "curves.png.tmp-4242.png").write_bytes(b"")
     r = run_cli("train.py", "srresnet", "--out", str(out), "--resume")
     assert r.returncode == 0, r.stderr
     assert "removed what an interrupted write left" in r.stderr
     assert not (out / "checkpoints" / "ckpt-7_temp").exists()
     assert not list(out.glob(".tmp-*")) and not list(out.glob("val.csv.tmp-*"))
+    assert not list(out.glob("curves.png.tmp-*"))
     assert (out / "best.weights.h5").is_file() and (out / "val.csv").is_file()  # kept
     # killed while its very first checkpoint was written: settings, no checkpoint index
     shutil.rmtree(out / "checkpoints")

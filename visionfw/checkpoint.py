@@ -197,11 +197,13 @@ def dict_mismatch(path, model, name=None, hparams=None):
         return None
     stored = spec["dict"]
     if name is not None and spec.get("model") == name:
+        from visionfw.graph.schema import dict_to_json
         from visionfw.models import model_dict
 
-        try:
-            stored = json.loads(json.dumps(model_dict(name, **{**spec.get("hparams", {}),
-                                                              **(hparams or {})})))
+        try:    # the JSON form attach_spec records, so both sides compare alike
+            stored = json.loads(dict_to_json(model_dict(name, **{**spec.get("hparams", {}),
+                                                                **(hparams or {})}),
+                                             indent=None))
         except Exception:  # the file's hyperparameters no longer resolve: compare as saved
             pass
     given = mine["dict"]

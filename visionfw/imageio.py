@@ -35,6 +35,13 @@ _WRITE_FORMATS = {".png": "PNG", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG",
 class ImageError(ValueError, VisionfwError):
     """An image file could not be read or written; the message names the file."""
 
+    @property
+    def reason(self):
+        """The message without the ``PATH: `` it starts with (for lists that name the file
+        themselves)."""
+        head, sep, tail = str(self).partition(": ")
+        return tail if sep else str(self)
+
 
 def read_image(path, return_gray=False):
     """Read a PNG, BMP, JPEG or TIFF file as a ``uint8`` array of shape ``(H, W, 3)``.

@@ -167,7 +167,7 @@ def export_protocol(protocol, scale, dataset, out, seed=0, kernels_path=None, lo
         try:
             image = read_image(p)
         except ImageError as exc:
-            skipped[p.name] = str(exc).removeprefix(f"{p}: ")
+            skipped[p.name] = exc.reason
             continue
         if min(image.shape[:2]) < multiple:
             skipped[p.name] = (f"{image.shape[1]}x{image.shape[0]} is smaller than the "

@@ -141,16 +141,17 @@ def _run(method, datasets, variants, name, results, lr_dir, multiple, scale, cha
             rows, skipped = [], []
             for image_name, load in dataset.items:
                 key = (dataset.name, image_name)
-                try:
-                    if key in unreadable:
-                        raise unreadable[key]
-                    rows.append(_one_image(method, dataset, image_name, load, deg, variant,
-                                           variants, lr_dir, multiple, scale, channel, save_dir,
-                                           grid, log, save_steps))
-                except (TooSmall, ImageError) as exc:
-                    if isinstance(exc, ImageError):
-                        unreadable[key] = exc
-                    reason = _reason(exc)
+                reason = unreadable.get(key)
+                if reason is None:
+                    try:
+                        rows.append(_one_image(method, dataset, image_name, load, deg, variant,
+                                               variants, lr_dir, multiple, scale, channel,
+                                               save_dir, grid, log, save_steps))
+                    except ImageError as exc:
+                        reason = unreadable[key] = exc.reason
+                    except TooSmall as exc:
+                        reason = str(exc)
+                if reason is not None:
                     skipped.append({"name": image_name, "reason": reason})
                     if log:
                         log(f"{dataset.name} [{_lr_label(variant)}] {image_name}: skipped "
@@ -177,16 +178,6 @@ def _run(method, datasets, variants, name, results, lr_dir, multiple, scale, cha
                 result["true_kernel_ssim"] = _mean(rows, "true_kernel_ssim")
             result.update({"seconds": round(time.perf_counter() - start, 3), "images": rows})
             results.append(result)
-
-
-def _reason(exc):
-    """The reason of a skip, without the file name the report already gives."""
-    text = str(exc)
-    path = getattr(exc, "filename", None)
-    if path and text.startswith(f"{path}: "):
-        return text[len(path) + 2:]
-    head, sep, tail = text.partition(": ")
-    return tail if sep and ("/" in head or "." in head) else text
 
 
 def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir, multiple,

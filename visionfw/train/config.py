@@ -139,14 +139,14 @@ def prepare_run_folder(out, resume):
 
 def clean_leftovers(out):
     """Remove what a kill during a write leaves in a run folder: TensorFlow's
-    ``checkpoints/ckpt-N_temp/`` folders, our ``.tmp-*`` files (checkpoints, JSON) and
-    ``val.csv.tmp-*``, ``.probe-*``. Returns the names removed (relative to ``out``)."""
+    ``checkpoints/ckpt-N_temp/`` folders, our ``.tmp-*`` files (checkpoints, JSON),
+    ``NAME.tmp-*`` (val.csv, curves.png) and ``.probe-*``. Returns the names removed
+    (relative to ``out``)."""
     import glob
     import shutil
 
     removed = []
-    patterns = ("checkpoints/ckpt-*_temp", "checkpoints/*_temp*", ".tmp-*", "*/.tmp-*",
-                "val.csv.tmp-*", ".probe-*")
+    patterns = ("checkpoints/*_temp*", ".tmp-*", "*/.tmp-*", "*.tmp-*", ".probe-*")
     for pattern in patterns:
         for path in sorted(glob.glob(os.path.join(glob.escape(out), pattern))):
             if not os.path.lexists(path):

@@ -32,12 +32,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-LOSS_TAIL = 50          # val.csv's loss: the mean of this many latest step losses
-
 from visionfw.train import TrainError
 from visionfw.train.config import write_json
 from visionfw.train.distribute import worker_role
 
+LOSS_TAIL = 50          # val.csv's loss: the mean of this many latest step losses
 CSV_FIELDS = ["step", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "gain", "loss",
               "lr", "seconds"]
 
@@ -315,9 +314,8 @@ class Trainer:
         updates the ``checkpoint`` index with a rename)."""
         if self.manager is None:
             return None
-        self.loss_tail.assign(np.pad(self._recent[-LOSS_TAIL:],
-                                     (0, LOSS_TAIL - len(self._recent[-LOSS_TAIL:]))))
-        self.loss_count.assign(len(self._recent[-LOSS_TAIL:]))
+        self.loss_tail.assign(np.pad(self._recent, (0, LOSS_TAIL - len(self._recent))))
+        self.loss_count.assign(len(self._recent))
         step = int(self.step.numpy())
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
             return self.manager.latest_checkpoint
@@ -470,8 +468,8 @@ class Trainer:
             else:
                 bar = PlainProgress(start, end)      # a log file gets plain lines
         count = int(self.loss_count.numpy())
-        recent, last_val = [float(x) for x in self.loss_tail.numpy()[:count]], None
-        self._recent = recent
+        self._recent = [float(x) for x in self.loss_tail.numpy()[:count]]
+        last_val = None
         times = [time.perf_counter()]
         # val.csv's seconds count the training time of the run, across resumes
         t0 = time.time() - (float(self.history[-1]["seconds"]) if self.history else 0.0)
@@ -489,8 +487,7 @@ class Trainer:
                 raise NonFiniteLoss(f"loss or gradients became NaN/inf at step {step} "
                                     f"(loss {losses}); stopped without saving{where}")
             main_loss = losses.get("loss", next(iter(losses.values())))
-            recent = (recent + [main_loss])[-LOSS_TAIL:]
-            self._recent = recent
+            self._recent = (self._recent + [main_loss])[-LOSS_TAIL:]
             times = (times + [time.perf_counter()])[-21:]
             rate = (len(times) - 1) / max(times[-1] - times[0], 1e-9)
             if self.on_step is not None:
@@ -501,11 +498,12 @@ class Trainer:
                         scalar_summary(f"train/{k}", v)
                     scalar_summary("train/learning_rate", self._learning_rate())
             if step % self.val_every == 0 or step == self.steps:
-                last_val = self._validate_and_record(step, float(np.mean(recent)), t0, writer)
+                last_val = self._validate_and_record(step, float(np.mean(self._recent)), t0,
+                                                     writer)
             if step % self.save_every == 0 or step == self.steps:
                 self.save()
             if bar is not None:
-                values = [("loss", float(np.mean(recent))), ("steps/s", rate)]
+                values = [("loss", float(np.mean(self._recent))), ("steps/s", rate)]
                 if last_val is not None:
                     values.append(("val_psnr", last_val["psnr"]))
                 bar.update(step - start, values)
