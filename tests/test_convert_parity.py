@@ -339,3 +339,23 @@ def test_convert_suggests_the_variant_of_the_family_the_weights_fit(tmp_path):
     result = CliRunner().invoke(main, ["convert", "vdsr-y", str(path), str(out), "--param",
                                        "depth=3", "--param", "filters=4", "--quiet"])
     assert result.exit_code == 0 and out.exists()
+
+
+def test_convert_creates_a_missing_output_folder_and_refuses_an_unwritable_one(tmp_path):
+    """The README's first screen converts into runs/ before anything created it."""
+    from visionfw.__main__ import main
+
+    state = {"residual_layer.0.conv.weight": rand(4, 4, 3, 3), "input.weight": rand(4, 1, 3, 3),
+             "output.weight": rand(1, 4, 3, 3)}
+    path = tmp_path / "y_only.npz"
+    np.savez(path, **state)
+    out = tmp_path / "runs" / "new" / "o.weights.h5"
+    args = [str(path), "--param", "depth=3", "--param", "filters=4", "--quiet"]
+    result = CliRunner().invoke(main, ["convert", "vdsr-y", args[0], str(out), *args[1:]])
+    assert result.exit_code == 0 and out.exists(), result.output
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    bad = blocker / "o.weights.h5"
+    result = CliRunner().invoke(main, ["convert", "vdsr-y", args[0], str(bad), *args[1:]])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert f"folder {blocker} is not writable" in result.output

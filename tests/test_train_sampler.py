@@ -45,3 +45,27 @@ def test_sampler_draws_in_proportion_and_updates_only_the_drawn_patches():
     assert p[low] > p[high] and abs(p.sum() - 1.0) < 1e-12
     untouched = [i for i in range(7) if i not in (low, high)]
     np.testing.assert_allclose(p[untouched], 1 / 7)
+
+
+def test_sampler_stride_sets_the_grid_of_candidate_patches(tmp_path):
+    from tests.train_utils import make_trainer, tiny_config, write_images
+
+    images = write_images(tmp_path / "imgs", n=2, size=(48, 64))
+    shapes = [(48, 64)] * 2
+    default = make_trainer(tiny_config(tmp_path / "a", images, sampler="psnr-gain"))
+    assert default.sampler.probs.shape[0] == len(grid_patches(shapes, 32)) == 2 * 2
+    dense = make_trainer(tiny_config(tmp_path / "b", images, sampler="psnr-gain",
+                                     sampler_stride=8))
+    assert dense.sampler.probs.shape[0] == len(grid_patches(shapes, 32, 8)) == 2 * 3 * 5
+    rows = dense.sampler.positions.numpy()
+    assert set(rows[:, 1]) == {0, 8, 16} and set(rows[:, 2]) == {0, 8, 16, 24, 32}
+
+
+def test_a_bad_sampler_stride_is_one_line(tmp_path):
+    from tests.train_utils import run_cli
+
+    r = run_cli("train.py", "srresnet", "--sampler", "psnr-gain", "--sampler-stride", "0",
+                "--out", str(tmp_path / "run"))
+    assert r.returncode != 0
+    assert "--sampler-stride must be a positive integer" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -33,11 +33,14 @@ def convert_to_checkpoint(model, checkpoint, out, params=(), scale=None, key=Non
     out = os.fspath(out)
     if not out.endswith(".weights.h5"):
         raise CheckpointError(f"{out}: the output name must end in .weights.h5")
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise CheckpointError(f"{out}: folder {folder} does not exist or is not writable")
     if not os.path.isfile(checkpoint):
         raise CheckpointError(f"{checkpoint}: no such checkpoint file")
+    from visionfw.fsutil import unwritable_reason
+
+    folder = os.path.dirname(os.path.abspath(out))
+    reason = unwritable_reason(folder)                     # creates a missing folder
+    if reason:
+        raise CheckpointError(f"{out}: folder {folder} is not writable: {reason}")
     hp = resolve_hparams(model, params, scale)
     _, registered, values = resolve_model(model, **hp)   # name and hyperparameter errors first
     mapping = parse_names(names)

@@ -82,8 +82,8 @@ def training_options(fn):
 CONFIG_KEYS = ("steps", "batch_size", "patch_size", "lr", "schedule", "milestones", "gamma",
                "loss", "seed", "degradation", "cache", "jit", "train_dirs", "val_dirs", "out",
                "strategy", "cpu_devices", "val_every", "save_every", "ema", "clip_norm",
-               "sampler", "sampler_bins", "recipe", "recipe_params", "scales", "unpaired_dirs",
-               "pair_dirs", "precision", "init_weights")
+               "sampler", "sampler_bins", "sampler_stride", "recipe", "recipe_params", "scales",
+               "unpaired_dirs", "pair_dirs", "precision", "init_weights")
 
 
 
@@ -134,6 +134,9 @@ def main():
               show_default=True, help="How patches are drawn.")
 @click.option("--sampler-bins", type=int, default=10, show_default=True,
               help="psnr-gain: histogram bins.")
+@click.option("--sampler-stride", type=int, default=None,
+              help="psnr-gain: step of the grid of candidate patches (default: the patch "
+                   "size, non-overlapping patches).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
               show_default=True,
               help="bf16: bfloat16 compute with float32 weights (Keras mixed_bfloat16); fast on "

@@ -14,8 +14,9 @@ SAMPLERS = ("uniform", "psnr-gain")
 # Settings that define what a run computes: a resumed run must keep them.
 RUN_DEFINING = ("model", "hparams", "scale", "train_dirs", "batch_size", "patch_size", "lr",
                 "schedule", "milestones", "gamma", "loss", "seed", "ema", "clip_norm",
-                "sampler", "sampler_bins", "degradation", "steps", "recipe", "recipe_params",
-                "scales", "unpaired_dirs", "pair_dirs", "precision", "init_weights")
+                "sampler", "sampler_bins", "sampler_stride", "degradation", "steps", "recipe",
+                "recipe_params", "scales", "unpaired_dirs", "pair_dirs", "precision",
+                "init_weights")
 
 
 @dataclass
@@ -57,6 +58,7 @@ class TrainConfig:
     clip_norm: float = None
     sampler: str = "uniform"
     sampler_bins: int = 10
+    sampler_stride: int = None
     degradation: str = "bicubic"
     cache: str = "memory"
     recipe: str = None
@@ -76,6 +78,9 @@ class TrainConfig:
             if value is None or value < 1:
                 raise TrainError(f"--{name.replace('_', '-')} must be a positive integer, "
                                  f"got {value}")
+        if self.sampler_stride is not None and self.sampler_stride < 1:
+            raise TrainError(f"--sampler-stride must be a positive integer, got "
+                             f"{self.sampler_stride}")
         if self.save_every is not None and self.save_every < 1:
             raise TrainError(f"--save-every must be a positive integer, got {self.save_every}")
         if not self.lr > 0:

@@ -109,7 +109,8 @@ def rank_datasets(base, datasets, eval_datasets, json_path=None, threads=None, a
             if trainer.ema_vars:
                 trainer.swap_ema()
         for i, val in enumerate(eval_sets):
-            psnr[i, j] = val.evaluate(trainer.predict_arrays)["psnr"]
+            psnr[i, j] = val.evaluate(trainer.predict_arrays,
+                                       crop=getattr(trainer.recipe, "score_crop", 0))["psnr"]
     bicubic = np.array([v.bicubic_psnr for v in eval_sets])
     gain = psnr - bicubic[:, None]
     report = {

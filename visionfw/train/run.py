@@ -299,6 +299,7 @@ def build_trainer(config, model, log=None, progress=True, validation=True, strat
                    seed=config.seed, validation=val, val_every=config.val_every,
                    save_every=config.save_every, ema=config.ema, clip_norm=config.clip_norm,
                    jit=config.jit, sampler=config.sampler, sampler_bins=config.sampler_bins,
+                   sampler_stride=config.sampler_stride,
                    log=log, progress=progress,
                    init_weights=None if resume else config.init_weights)
 

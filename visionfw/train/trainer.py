@@ -95,7 +95,9 @@ class Trainer:
         ema: EMA decay (e.g. 0.999) or ``None``.
         clip_norm: clip the gradients to this global norm, or ``None``.
         jit: compile the forward and backward pass with XLA.
-        sampler: ``'uniform'`` or ``'psnr-gain'``; ``sampler_bins``: its histogram bins.
+        sampler: ``'uniform'`` or ``'psnr-gain'``; ``sampler_bins``: its histogram bins;
+            ``sampler_stride``: the step of its grid of candidate patches (default: the patch
+            size).
         log: where one-line messages go (default: stderr).
         progress: show a Keras progress bar.
         keep: checkpoints kept.
@@ -103,8 +105,8 @@ class Trainer:
 
     def __init__(self, recipe, pipeline, steps, run_dir=None, strategy=None, seed=0,
                  validation=None, val_every=500, save_every=None, ema=None, clip_norm=None,
-                 jit=False, sampler="uniform", sampler_bins=10, log=None, progress=True,
-                 keep=3, init_weights=None):
+                 jit=False, sampler="uniform", sampler_bins=10, sampler_stride=None, log=None,
+                 progress=True, keep=3, init_weights=None):
         self.recipe = recipe
         self.pipeline = pipeline
         self.steps = int(steps)
@@ -154,7 +156,8 @@ class Trainer:
             if sampler == "psnr-gain":
                 from visionfw.data.sampler import PsnrGainSampler, grid_patches
 
-                positions = grid_patches(pipeline.images.shapes, pipeline.patch_size)
+                positions = grid_patches(pipeline.images.shapes, pipeline.patch_size,
+                                         sampler_stride)
                 self.sampler = PsnrGainSampler(positions, pipeline.batch_size, sampler_bins,
                                                seed)
         # the last LOSS_TAIL step losses (val.csv's loss column), kept across a resume
@@ -362,7 +365,8 @@ class Trainer:
         if self.ema_vars:
             self.swap_ema()
         try:
-            return self.validation.evaluate(self.predict_arrays)
+            return self.validation.evaluate(self.predict_arrays,
+                                            crop=getattr(self.recipe, "score_crop", 0))
         finally:
             if self.ema_vars:
                 self.swap_ema()
