@@ -64,6 +64,8 @@ class Recipe:
     - ``model``: the model ``train.py RECIPE`` trains when the recipe is named in its place.
     - ``val_metrics``: measures ``predict`` returns beside the SR image (columns of
       ``val.csv``).
+    - ``score_crop``: pixels by which ``predict``'s image is smaller than HR (a network of
+      valid convolutions); validation crops HR and bicubic alike.
 
     Args:
         config: the run's :class:`~visionfw.train.config.TrainConfig`.
@@ -78,6 +80,7 @@ class Recipe:
     main = "model"
     ema = ("model",)
     period = 1
+    score_crop = 0
     needs = ()
     saved = ()
     test_weights = {"model": "best.weights.h5"}

@@ -110,7 +110,7 @@ def rank_datasets(base, datasets, eval_datasets, json_path=None, threads=None, a
                 trainer.swap_ema()
         for i, val in enumerate(eval_sets):
             psnr[i, j] = val.evaluate(trainer.predict_arrays,
-                                       crop=getattr(trainer.recipe, "score_crop", 0))["psnr"]
+                                       crop=trainer.recipe.score_crop)["psnr"]
     bicubic = np.array([v.bicubic_psnr for v in eval_sets])
     gain = psnr - bicubic[:, None]
     report = {

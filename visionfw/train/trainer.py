@@ -366,7 +366,7 @@ class Trainer:
             self.swap_ema()
         try:
             return self.validation.evaluate(self.predict_arrays,
-                                            crop=getattr(self.recipe, "score_crop", 0))
+                                            crop=self.recipe.score_crop)
         finally:
             if self.ema_vars:
                 self.swap_ema()
