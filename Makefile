@@ -20,15 +20,17 @@ test: $(STAMP)
 # A small SRResNet (4 blocks, 32 filters, no BatchNorm) trained x2 on the colour photographs
 # embedded in scikit-image, then test.py on the three held-out photographs (model vs bicubic,
 # per image); fails unless the model beats bicubic on every one. Report: runs/demo/report.json.
-DEMO := runs/demo
+# `make demo PRECISION=bf16 DEMO=runs/demo-bf16` trains and tests the same in bfloat16.
+DEMO ?= runs/demo
+PRECISION ?= fp32
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/python train.py srresnet --scale 2 --param B=4 --param filters=32 \
 	    --param batchnorm=false --steps 2000 --batch-size 16 --patch-size 64 --lr 2e-3 \
-	    --val-every 250 --out $(DEMO)
+	    --val-every 250 --precision $(PRECISION) --out $(DEMO)
 	$(BIN)/python -m visionfw.data.embedded $(DEMO)/embedded-held-out > /dev/null
 	$(BIN)/python test.py --weights $(DEMO)/best.weights.h5 --dataset $(DEMO)/embedded-held-out \
-	    --per-image --quiet --json $(DEMO)/report.json
+	    --per-image --precision $(PRECISION) --quiet --json $(DEMO)/report.json
 	$(BIN)/python -c "import json, sys; rows = json.load(open('$(DEMO)/report.json'))['results'][0]['images']; \
 	    worse = [r['name'] for r in rows if r['psnr'] <= r['bicubic_psnr']]; \
 	    sys.exit('the model does not beat bicubic on: ' + ', '.join(worse) if worse else 0)"

@@ -73,7 +73,9 @@ def test_visionfw_layers_under_bf16(bf16):
                         (CodeMap(), [x, code]), (SFT(hidden=4), [x, np.ones((1, 8, 8, 3),
                                                                             np.float32)])]:
         out = layer(args)
-        assert out.dtype == "bfloat16", type(layer).__name__
+        # the bicubic resize is an exact image operation: float32 under any policy
+        expected = "float32" if isinstance(layer, BicubicResize) else "bfloat16"
+        assert out.dtype == expected, type(layer).__name__
         keras.mixed_precision.set_global_policy("float32")
         config = {k: v for k, v in layer.get_config().items() if k != "dtype"}
         fresh = type(layer).from_config(config)
@@ -107,3 +109,45 @@ def test_bf16_training_step_and_precision_flag(tmp_path):
 
     with pytest.raises(HyperparameterError, match="--precision 'fp16'"):
         runtime.set_precision("fp16")
+
+
+def test_global_skip_and_bicubic_stay_float32_under_bf16(bf16):
+    """A VDSR whose residual branch gives zero returns its bicubic input exactly under bf16:
+    the up-sampling, the first convolution (it reads the picture) and the output merge run in
+    float32, the other convolutions in bfloat16."""
+    import keras
+
+    from visionfw.resize import imresize
+
+    model = visionfw.build_model("vdsr", compile=False, depth=3, filters=8, scale=2)
+    dtypes = {layer.name: layer.compute_dtype for layer in model.layers}
+    assert dtypes["merge_0"] == "float32" and dtypes["resize_0"] == "float32"
+    assert dtypes["convo_0"] == "float32"
+    assert dtypes["convo_1"] == dtypes["convo_2"] == "bfloat16"
+    last = model.get_layer("convo_2")
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    x = np.random.default_rng(3).random((1, 13, 11, 3)).astype(np.float32)
+    got = np.asarray(outputs(model, x))
+    keras.mixed_precision.set_global_policy("float32")
+    want = np.asarray(imresize(x, scale=2))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-6)    # bfloat16 would be off by ~2e-3
+
+
+def test_the_layer_that_reads_the_picture_runs_in_float32(bf16):
+    """A 1x1 convolution with weight 1 on the input image returns it exactly under bf16 (cast
+    to bfloat16 first, a value such as 0.5 + 1/1024 would lose its last bits); only the links
+    that read the picture are float32, and only under a mixed policy."""
+    import keras
+
+    d = {"name": "t", "inputs": [{"node": 0, "shape": [None, None, 1]}],
+         "convo": [(0, 1), (1, 2)], "convo_par": [{"filters": 1, "kernel_size": 1,
+                                                   "use_bias": False}] * 2}
+    model = visionfw.build(d)
+    assert [layer.compute_dtype for layer in model.layers[1:]] == ["float32", "bfloat16"]
+    model.layers[1].set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    x = np.full((1, 2, 2, 1), 0.5 + 1 / 1024, np.float32)
+    first = keras.Model(model.inputs, model.layers[1].output)
+    assert float(np.asarray(first(x)).max()) == 0.5 + 1 / 1024
+    keras.mixed_precision.set_global_policy("float32")
+    assert {layer.compute_dtype for layer in visionfw.build(d).layers[1:]} == {"float32"}

@@ -6,12 +6,12 @@ unique inside the block.
 import keras
 
 from visionfw.graph.registry import register_block
-from visionfw.layers import PixelShuffle
+from visionfw.layers import BatchNormalization, Conv2D, PixelShuffle, PReLU
 
 
 def _prelu(name):
     # PyTorch's PReLU starts at 0.25, a better start than Keras' 0 for these networks.
-    return keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25),
+    return PReLU(alpha_initializer=keras.initializers.Constant(0.25),
                               shared_axes=(1, 2), name=name)
 
 
@@ -26,13 +26,13 @@ def gen_residual_block(x, filters=None, kernel_size=3, batchnorm=True):
         batchnorm: False drops both BatchNormalization layers.
     """
     filters = filters or x.shape[-1]
-    y = keras.layers.Conv2D(filters, kernel_size, padding="same", name="conv1")(x)
+    y = Conv2D(filters, kernel_size, padding="same", name="conv1")(x)
     if batchnorm:
-        y = keras.layers.BatchNormalization(name="bn1")(y)
+        y = BatchNormalization(name="bn1")(y)
     y = _prelu("prelu")(y)
-    y = keras.layers.Conv2D(filters, kernel_size, padding="same", name="conv2")(y)
+    y = Conv2D(filters, kernel_size, padding="same", name="conv2")(y)
     if batchnorm:
-        y = keras.layers.BatchNormalization(name="bn2")(y)
+        y = BatchNormalization(name="bn2")(y)
     return keras.layers.Add(name="add")([x, y])
 
 
@@ -47,6 +47,6 @@ def gen_last_block(x, filters=None, scale=2, kernel_size=3):
         kernel_size: convolution kernel size.
     """
     filters = filters or x.shape[-1]
-    y = keras.layers.Conv2D(filters * scale * scale, kernel_size, padding="same", name="conv")(x)
+    y = Conv2D(filters * scale * scale, kernel_size, padding="same", name="conv")(x)
     y = PixelShuffle(scale, name="shuffle")(y)
     return _prelu("prelu")(y)

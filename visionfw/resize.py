@@ -234,10 +234,14 @@ class BicubicResize(keras.layers.Layer):
     Args:
         scale: resize factor, a positive float; output size is ``ceil(size * scale)``.
         antialias: widen the kernel when shrinking (``scale < 1``), as MATLAB does.
-        **kwargs: standard ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
+        **kwargs: standard ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...). The
+            dtype is float32 unless given, also under a mixed (bf16) policy: the resize is an
+            exact image operation, cheap next to a network, and a model's global skip carries
+            its output to the result unchanged.
     """
 
     def __init__(self, scale, antialias=True, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         scale = float(scale)
         if not scale > 0 or math.isinf(scale):

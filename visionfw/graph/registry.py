@@ -36,6 +36,9 @@ NAMESPACE = Registry("layer or block", list_valid=False)
 def _keras_layers():
     import keras
 
+    # visionfw's stand-ins (Conv2D, BatchNormalization, PReLU) take those names first
+    import visionfw.layers  # noqa: F401
+
     for attr in dir(keras.layers):
         obj = getattr(keras.layers, attr)
         if inspect.isclass(obj) and issubclass(obj, keras.layers.Layer) and attr != "InputLayer":
