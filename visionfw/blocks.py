@@ -11,8 +11,8 @@ from visionfw.layers import BatchNormalization, Conv2D, PixelShuffle, PReLU
 
 def _prelu(name):
     # PyTorch's PReLU starts at 0.25, a better start than Keras' 0 for these networks.
-    return PReLU(alpha_initializer=keras.initializers.Constant(0.25),
-                              shared_axes=(1, 2), name=name)
+    return PReLU(alpha_initializer=keras.initializers.Constant(0.25), shared_axes=(1, 2),
+                 name=name)
 
 
 @register_block

@@ -360,7 +360,7 @@ def blocked_conv2d(x, kernel, block, padding):
 
 class Conv2D(keras.layers.Conv2D):
     """``keras.layers.Conv2D`` with the same arguments, weights and results, which computes a
-    stride-1 convolution with few filters and a kernel of 3 or more (an RGB tail such as
+    stride-1 convolution with few filters and a kernel of 5 or more (an RGB tail such as
     SRResNet's 9x9 one) on blocks of pixels (:func:`blocked_conv2d`); oneDNN runs the direct
     form of such a convolution at a small fraction of its speed on wide ones. This is the layer
     the name ``Conv2D`` gives in a link dictionary."""
@@ -376,8 +376,6 @@ class Conv2D(keras.layers.Conv2D):
         if block == 1:
             return super().convolution_op(inputs, kernel)
         return blocked_conv2d(inputs, kernel, block, self.padding)
-
-
 
 
 class BatchNormalization(keras.layers.BatchNormalization):
@@ -428,8 +426,8 @@ class PReLU(keras.layers.PReLU):
     """``keras.layers.PReLU`` with the same arguments, weights and results, computed as one
     multiplication by ``where(x > 0, 1, alpha)``: two passes over the tensor, and three in
     the backward pass, where Keras' ``relu(x) - alpha * relu(-x)`` makes five and more (about
-    1.2x faster in float32, 2x in bfloat16 here, forward and backward). This is the layer the name ``PReLU`` gives in
-    a link dictionary."""
+    1.2x faster in float32, 2x in bfloat16 here, forward and backward). This is the layer
+    the name ``PReLU`` gives in a link dictionary."""
 
     def call(self, inputs):
         if keras.backend.backend() != "tensorflow":
