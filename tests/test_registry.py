@@ -36,6 +36,18 @@ def test_the_same_definition_registered_again_is_no_error():
     assert reg.get("make") is make
 
 
+def test_replace_puts_a_stand_in_under_an_existing_name_and_its_aliases():
+    reg = Registry("widget", fold_case=True)
+    first, second = object(), object()
+    reg.register("Conv", first, aliases=("convolution",))
+    with pytest.raises(RegistryError):
+        reg.register("conv", second)
+    assert reg.replace("CONV", second) is second
+    assert reg.get("conv") is second
+    assert reg.get("Convolution") is second
+    assert reg.replace("new", first) is first and reg.get("new") is first
+
+
 def test_loaders_run_one_at_a_time_until_the_name_turns_up():
     reg = Registry("widget", fold_case=True)
     calls = []

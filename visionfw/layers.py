@@ -441,7 +441,7 @@ class PReLU(keras.layers.PReLU):
 def _replace_keras_layer(cls):
     # The name in a dictionary means this subclass; the Keras loader leaves the name to it.
     name = cls.__name__
-    NAMESPACE._items[NAMESPACE.key(name)] = Entry(name, "layer", cls)
+    NAMESPACE.replace(name, Entry(name, "layer", cls))
     keras.saving.register_keras_serializable(package="visionfw", name=name)(cls)
 
 

@@ -76,6 +76,17 @@ class Registry:
             self._aliases[self.key(alias)] = key
         return obj
 
+    def replace(self, name, obj):
+        """Put ``obj`` in the place of what ``name`` names now (or register it); returns ``obj``.
+        For a stand-in that must answer to an existing name, such as a faster subclass of a
+        library class; aliases that pointed at ``name`` follow it."""
+        key = self.key(name)
+        key = self._aliases.get(key, key)
+        if not key:
+            raise RegistryError(f"a {self.kind} needs a non-empty name")
+        self._items[key] = obj
+        return obj
+
     def decorator(self, name=None, aliases=()):
         """``@registry.decorator()`` or ``@registry.decorator('name')``."""
 

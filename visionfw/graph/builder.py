@@ -89,10 +89,13 @@ def _build_plan(plan, name, path, trace, shared, shapes):
         tensors[spec.node] = t
         model_inputs.append(t)
 
-    exact = _float32_output_merges(plan) if shapes is None else set()
-    # under a mixed policy, the layers that read a model's input image (and the weightless
-    # ones before them, such as a bicubic up-sampling) run in float32: see _reads_the_picture
-    picture = _picture_nodes(plan) if shapes is None else set()
+    # Under a mixed policy (bf16 compute), a model's output merges and the layers that read its
+    # input image (and the weightless ones before them, such as a bicubic up-sampling) run in
+    # float32: see _float32_output_merges and _reads_the_picture. A nested block's plan is
+    # built inside its parent, which has decided this already.
+    mixed = shapes is None and keras.mixed_precision.global_policy().name.startswith("mixed")
+    exact = _float32_output_merges(plan) if mixed else set()
+    picture = _picture_nodes(plan) if mixed else set()
     for step in plan.steps:
         xs = [tensors[n] for n in step.inputs]
         layer = shared.get(step.share) if step.share else None
@@ -137,10 +140,6 @@ def _float32_output_merges(plan):
     and the merges feeding those: they run in float32. A global skip such as VDSR's adds the
     input (or its bicubic up-sampling) to a small residual; summed in bfloat16, the picture
     itself would be rounded to 8 significant bits. Convolutions keep the policy."""
-    import keras
-
-    if not keras.mixed_precision.global_policy().name.startswith("mixed"):
-        return set()
     made_by = {node: step for step in plan.steps for node in step.outputs}
     exact, todo = set(), [made_by.get(n) for n in plan.outputs]
     while todo:
@@ -155,11 +154,7 @@ def _float32_output_merges(plan):
 
 
 def _picture_nodes(plan):
-    """Under a mixed policy, the model inputs that are images (batch, H, W, C); else none."""
-    import keras
-
-    if not keras.mixed_precision.global_policy().name.startswith("mixed"):
-        return set()
+    """The model inputs that are images (batch, H, W, C)."""
     return {spec.node for spec in plan.inputs
             if spec.shape is None or len(spec.shape) == 3}
 
