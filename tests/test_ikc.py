@@ -108,8 +108,8 @@ def test_bad_roles_and_code_lengths_are_one_line_errors(ikc_run, images, sftmd, 
         make_method("ikc", {"sftmd": f, "predictor": longer, "corrector": c})
     with pytest.raises(TrainError, match="needs the trained SFTMD"):
         make_trainer(ikc_config(tmp_path / "a", images, sftmd, params={"sftmd": ""}))
-    with pytest.raises(TrainError, match="its PCA gives 4-long codes but the predictor has "
-                                         "code_len=6"):
+    with pytest.raises(TrainError, match="^--sftmd .*: its PCA gives 4-long codes but the "
+                                         "predictor has code_len=6"):
         make_trainer(ikc_config(tmp_path / "b", images, sftmd, hparams={"code_len": "6"}))
 
 

@@ -54,19 +54,19 @@ def load_sftmd(path, code_len):
     from visionfw.conditioning import roles_of
 
     if not path:
-        raise TrainError("recipe ikc needs the trained SFTMD: --recipe-param sftmd=FILE "
+        raise TrainError("recipe ikc needs the trained SFTMD: --sftmd FILE "
                          "(a train.py sftmd run's best.weights.h5)")
     model = load_model(path, compile=False)
     if roles_of(model) != ["image", "kernel_code"]:
-        raise TrainError(f"--recipe-param sftmd={path}: {model.name} takes "
+        raise TrainError(f"--sftmd {path}: {model.name} takes "
                          f"{', '.join(roles_of(model))}, not an LR image and a kernel code")
     pca = pca_of(model)
     if pca.n_components != code_len:
-        raise TrainError(f"--recipe-param sftmd={path}: its PCA gives {pca.n_components}-long "
+        raise TrainError(f"--sftmd {path}: its PCA gives {pca.n_components}-long "
                          f"codes but the predictor has code_len={code_len}; use --param "
                          f"code_len={pca.n_components}")
     if model.inputs[1].shape[-1] != code_len:
-        raise TrainError(f"--recipe-param sftmd={path}: SFTMD with the noise level in its code "
+        raise TrainError(f"--sftmd {path}: SFTMD with the noise level in its code "
                          "is not supported by recipe ikc")
     model.trainable = False
     return model, pca
