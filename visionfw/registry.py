@@ -80,8 +80,7 @@ class Registry:
         """Put ``obj`` in the place of what ``name`` names now (or register it); returns ``obj``.
         For a stand-in that must answer to an existing name, such as a faster subclass of a
         library class; aliases that pointed at ``name`` follow it."""
-        key = self.key(name)
-        key = self._aliases.get(key, key)
+        key = self._target_key(name)
         if not key:
             raise RegistryError(f"a {self.kind} needs a non-empty name")
         self._items[key] = obj
@@ -131,17 +130,19 @@ class Registry:
         """Whether ``name`` is registered already (runs no loader)."""
         return self._lookup(name) is not None
 
-    def _lookup(self, name):
+    def _target_key(self, name):
+        """The key ``name`` stands for: its own, or an alias's target."""
         key = self.key(name)
-        key = self._aliases.get(key, key)
-        return self._items.get(key)
+        return self._aliases.get(key, key)
+
+    def _lookup(self, name):
+        return self._items.get(self._target_key(name))
 
     def canonical(self, name):
         """The registered name ``name`` resolves to (an alias's target)."""
         if self.find(name) is None:
             self.get(name)
-        key = self.key(name)
-        return self._aliases.get(key, key)
+        return self._target_key(name)
 
     def get(self, name):
         """The object registered as ``name``; an unknown name raises ``self.error``."""
