@@ -41,7 +41,7 @@ def test_kernel_estimator_is_scored_in_kernel_space(folder, tmp_path):
 
 def test_method_errors_are_one_line(folder, tmp_path):
     model = visionfw.build_model("ikc-predictor", nf=8, code_len=4, compile=False)
-    with pytest.raises(EvaluationError, match="give the PCA that decodes it"):
+    with pytest.raises(EvaluationError, match="carries no PCA: give the one that decodes it"):
         make_method("kernel-estimator", {"model": model})
     with pytest.raises(EvaluationError, match="--tile and --self-ensemble"):
         make_method("kernel-estimator", {"model": model}, tile=16, pca="x")

@@ -3,8 +3,10 @@
 SFTMD and IKC's Predictor and Corrector work on kernel codes ``code = kernel.reshape(-1) @ P``
 (IKC: the matrix fitted on mean-centred kernels, applied without the mean). The matrix a
 network was trained with travels with it, as ``meta['pca'] = {'matrix': [[...]], 'order':
-'C'}``, so that ``test.py`` encodes the true kernel -- turned with the image for the
-self-ensemble -- exactly as training did.
+'C', 'mean': [...], 'centred': false}``, so that ``test.py`` encodes the true kernel -- turned
+with the image for the self-ensemble -- exactly as training did, and every decoded code is a
+kernel (:meth:`visionfw.degradation.KernelPCA.decode`). A record without ``mean`` (networks
+saved before it was kept) decodes with the family mean of its kernel size.
 """
 import numpy as np
 
@@ -37,8 +39,11 @@ def pca_from(source, code_len):
 
 
 def pca_to_meta(pca):
-    return {"matrix": np.asarray(pca.matrix, np.float64).round(10).tolist(), "order": pca.order,
-            "kernel_size": pca.kernel_size}
+    out = {"matrix": np.asarray(pca.matrix, np.float64).round(10).tolist(), "order": pca.order,
+           "kernel_size": pca.kernel_size, "centred": bool(pca.centred)}
+    if pca.mean is not None:
+        out["mean"] = np.asarray(pca.mean, np.float64).round(12).tolist()
+    return out
 
 
 def pca_of(model_or_meta):
@@ -54,7 +59,10 @@ def pca_of(model_or_meta):
     if not isinstance(record, dict) or "matrix" not in record:
         raise CodeError("this network takes a kernel code but carries no PCA in meta['pca']; "
                         "train it with train.py (its recipe records the PCA) or add one")
-    return KernelPCA(np.asarray(record["matrix"], np.float64), order=record.get("order", "C"))
+    mean = record.get("mean")
+    return KernelPCA(np.asarray(record["matrix"], np.float64),
+                     None if mean is None else np.asarray(mean, np.float64),
+                     order=record.get("order", "C"), centred=bool(record.get("centred", False)))
 
 
 def with_pca(d, pca):
@@ -92,7 +100,9 @@ def bridge(source, target, tolerance=1e-6):
         raise CodeError(f"the PCAs code different kernels ({source.kernel_size}x"
                         f"{source.kernel_size} {source.order} and {target.kernel_size}x"
                         f"{target.kernel_size} {target.order}); one loop cannot share them")
-    if source.matrix.shape == target.matrix.shape and np.allclose(
-            source.matrix, target.matrix, atol=tolerance):
+    if source.same_codes(target, tolerance):
         return None
+    if source.centred or target.centred:
+        raise CodeError("codes taken of kernels minus a mean cannot be bridged by a matrix; "
+                        "use PCAs that code kernels IKC's way (kernel @ P)")
     return source.matrix.T @ target.matrix

@@ -81,19 +81,34 @@ class IKCMethod(Method):
         """Each network's PCA: its own, else --method-param pca (converted weights)."""
         from visionfw.degradation import load_pca
 
-        given = load_pca(self.options["pca"]).without_mean() if self.options["pca"] else None
+        from visionfw.degradation import DegradationError
+
+        given = None
+        if self.options["pca"]:
+            try:
+                given = load_pca(self.options["pca"]).without_mean()
+            except DegradationError as exc:
+                raise MethodError(f"--method-param pca: {exc}") from None
         out, bare = {}, []
         for role, net in (("predictor", predictor), ("corrector", corrector)):
             try:
                 out[role] = pca_of(net)
             except CodeError:
-                if given is None:
-                    bare.append(role)
+                bare.append(role)
                 out[role] = given
-        if bare:
+        if bare and given is None:
             raise MethodError(f"the {' and '.join(bare)} carr{'y' if len(bare) > 1 else 'ies'} "
                               "no PCA (converted weights?): give the one they were trained "
                               "with, --method-param pca=FILE")
+        if given is not None and not bare:
+            differ = [r for r in ("predictor", "corrector") if not out[r].same_codes(given)]
+            if differ:
+                raise MethodError(f"--method-param pca={self.options['pca']}: the "
+                                  f"{' and '.join(differ)} carr{'y' if len(differ) > 1 else 'ies'}"
+                                  " the PCA {} trained with, which codes kernels differently; "
+                                  "the file is for networks that carry none (converted "
+                                  "weights): leave it out".format(
+                                      "they were" if len(differ) > 1 else "it was"))
         return out
 
     def _run(self, lr):

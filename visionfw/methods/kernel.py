@@ -29,32 +29,18 @@ class KernelEstimatorMethod(Method):
         meta = model_meta(model)
         self.output = meta.get("output", "image")
         if self.output not in ("kernel", "kernel_code"):
-            raise MethodError(f"model {model.name!r} predicts a {self.output}, not a kernel; "
+            raise MethodError(f"model {model.name!r} predicts {self.output}s, not kernels; "
                               "kernel-estimator scores kernel estimators")
+        if len(model.inputs) != 1:
+            raise MethodError(f"model {model.name!r} takes {len(model.inputs)} inputs; "
+                              "kernel-estimator runs networks from the LR image alone (an IKC "
+                              "Corrector, which also takes an SR image, runs in test.py ikc)")
         if self.tile or self.ensemble:
             raise MethodError("kernel-estimator: --tile and --self-ensemble would average "
                               "kernels of different regions or orientations; leave them out")
         self.pca = None
-        if self.output == "kernel_code" and not self.options["pca"]:
-            from visionfw.kernel_codes import CodeError, pca_of
-
-            try:
-                self.pca = pca_of(model)              # trained here: it carries its PCA
-            except CodeError:
-                pass
-        if self.output == "kernel_code" and self.pca is None:
-            if not self.options["pca"]:
-                raise MethodError(f"model {model.name!r} predicts a kernel code, not an image "
-                                  "or a kernel: give the PCA that decodes it, "
-                                  "--method-param pca=FILE")
-            from visionfw.degradation import load_pca
-
-            self.pca = load_pca(self.options["pca"])
-            code_len = model.outputs[0].shape[-1]
-            if code_len != self.pca.n_components:
-                raise MethodError(f"model {model.name!r} predicts {code_len}-long codes but "
-                                  f"{self.options['pca']} has {self.pca.n_components} "
-                                  "components")
+        if self.output == "kernel_code":
+            self.pca = code_pca(model, self.options["pca"])
         self.predict = Predictor(model)
 
     def fixed_scale(self, role):
@@ -62,9 +48,41 @@ class KernelEstimatorMethod(Method):
 
     def __call__(self, lr, bicubic, labels):
         out = self.predict(lr)
-        if self.pca is not None:
+        if self.pca is not None:                      # mean restored, clipped, sum one
             kernel = self.pca.decode(out[None].astype(np.float64))[0]
         else:
             side = int(round(np.sqrt(out.size)))
             kernel = out.reshape(side, side) if out.ndim == 1 else out
         return {"kernel": np.asarray(kernel, np.float32)}
+
+
+def code_pca(model, given=""):
+    """The PCA that decodes ``model``'s kernel codes: the one it carries, or ``given`` (a file,
+    for converted weights that carry none). A file that disagrees with the PCA the network
+    carries is refused: the network's codes mean nothing in another basis."""
+    from visionfw.kernel_codes import CodeError, pca_of
+
+    try:
+        own = pca_of(model)
+    except CodeError:
+        own = None
+    pca = own
+    if given:
+        from visionfw.degradation import DegradationError, load_pca
+
+        try:
+            pca = load_pca(given).without_mean()
+        except DegradationError as exc:
+            raise MethodError(f"--method-param pca: {exc}") from None
+        if own is not None and not own.same_codes(pca):
+            raise MethodError(f"--method-param pca={given}: model {model.name!r} carries the PCA "
+                              "it was trained with, and this file codes kernels differently "
+                              "(other directions or signs); leave --method-param pca out")
+    if pca is None:
+        raise MethodError(f"model {model.name!r} predicts a kernel code and carries no PCA: "
+                          "give the one that decodes it, --method-param pca=FILE")
+    code_len = model.outputs[0].shape[-1]
+    if code_len != pca.n_components:
+        raise MethodError(f"model {model.name!r} predicts {code_len}-long codes but the PCA "
+                          f"{given or '(its own)'} has {pca.n_components} components")
+    return pca
