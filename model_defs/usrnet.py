@@ -117,9 +117,12 @@ def usrnet(iterations: int = 8, nc: int = 64, nb: int = 2, levels: int = 4, hidd
     if iterations < 1 or hidden < 1 or scale < 1:
         raise HyperparameterError(f"usrnet needs iterations, hidden and scale >= 1; got "
                                   f"iterations={iterations}, hidden={hidden}, scale={scale}")
+    from visionfw.methods.accepts import USRNET_ACCEPTS
+
     g = Links("USRNet", meta={"scale": scale, "color": "rgb", "scales": "input",
                               "inputs": {"image": "lr", "kernel": "kernel", "scale": "scale",
-                                         "noise_sigma": "noise_sigma"}})
+                                         "noise_sigma": "noise_sigma"},
+                              "accepts": USRNET_ACCEPTS})
     lr = g.input("lr", shape=(None, None, channels))
     kernel = g.input("kernel", shape=(None, None))
     factor = g.input("scale", shape=())

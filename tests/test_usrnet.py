@@ -110,9 +110,9 @@ def test_the_recipe_checks_its_degradation_and_trains(tmp_path):
                         patch_size=24, degradation=spec)
     with pytest.raises(TrainError, match="--patch-size 24 is smaller than the 25x25 kernels"):
         make_trainer(small)
-    for wrong, what in (("gaussian(sigma=2)+direct", "pads with reflect, not circular"),
+    for wrong, what in (("gaussian(sigma=2)+direct", "reflect padding of the blur"),
                         ("gaussian(sigma=2,padding=circular)+bicubic",
-                         r"not direct\(offset=0\)")):
+                         "bicubic down-sampling")):
         bad = tiny_config(tmp_path / "bad", images, model="usrnet", hparams=hp, scale=2,
                           degradation=wrong)
         with pytest.raises(TrainError, match=what):

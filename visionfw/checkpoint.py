@@ -225,22 +225,28 @@ def load_model(path, compile=True, **overrides):
     whose weights do not depend on it); the new dictionary must still fit the weights.
     """
     from visionfw.graph.builder import attach_spec, build
-    from visionfw.models import build_model
 
     spec = read_spec(path)
+    d, hparams = spec["dict"], spec.get("hparams")
     if overrides:
         if not spec.get("model"):
             raise CheckpointError(f"{path}: holds a plain dictionary, which takes no "
                                   f"hyperparameters ({sorted(overrides)})")
-        model = build_model(spec["model"], compile=compile, **{**spec.get("hparams", {}),
-                                                               **overrides})
-    else:
-        model = build(spec["dict"])
-        attach_spec(model, spec["dict"], spec.get("model"), spec.get("hparams"))
-        if compile:
-            import keras
+        from visionfw.models import resolve_model
 
-            model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mean_absolute_error")
+        d, _, hparams = resolve_model(spec["model"], **{**(hparams or {}), **overrides})
+        # what training recorded beside the hyperparameters (the PCA, the trained scales)
+        # stays with the weights
+        recorded = {k: v for k, v in (spec["dict"].get("meta") or {}).items()
+                    if k not in (d.get("meta") or {})}
+        if recorded:
+            d = dict(d, meta={**(d.get("meta") or {}), **recorded})
+    model = build(d)
+    attach_spec(model, d, spec.get("model"), hparams)
+    if compile:
+        import keras
+
+        model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mean_absolute_error")
     return load_weights(model, path)
 
 

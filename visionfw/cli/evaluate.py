@@ -33,10 +33,20 @@ def load_for_test(model, weights, params, scale, insist=False):
             from visionfw.cli.common import parse_params
 
             hp = parse_params(params)
-        if scale is not None and spec.get("model") and "scale" in spec.get("hparams", {}):
+        takes_scale = (spec.get("dict", {}).get("meta") or {}).get("scales") == "input"
+        if scale is not None and spec.get("model") and "scale" in spec.get("hparams", {}) \
+                and not takes_scale:      # a network that takes the scale keeps its own file
             if int(spec["hparams"]["scale"]) != scale:
                 hp["scale"] = scale
-        return checkpoint.load_model(weights, compile=False, **hp)
+        try:
+            return checkpoint.load_model(weights, compile=False, **hp)
+        except CheckpointError:
+            if "scale" not in hp:
+                raise
+            raise CheckpointError(f"{weights} is an x{spec['hparams']['scale']} network whose "
+                                  f"weights depend on the scale; test it at --scale "
+                                  f"{spec['hparams']['scale']}, or give weights trained at "
+                                  f"x{hp['scale']}") from None
     hp = resolve_hparams(model, params, scale)
     built = models.build_model(model, compile=False, **hp)
     if weights is not None:
@@ -259,3 +269,8 @@ def main(ctx, model, weights, method_params, datasets, data_root, params, scale,
             show(partial)
         raise
     show(report)
+    if not any(r["images"] for r in report["results"]):
+        from visionfw.evaluate import EvaluationError
+
+        raise EvaluationError("no image could be scored (see the skipped lines above); check "
+                              "the --dataset folders and the images in them")

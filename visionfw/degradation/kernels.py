@@ -333,9 +333,20 @@ def _mat_arrays(path, variable):
     value = data[variable]
     if value.dtype == object:  # a MATLAB cell array
         return [np.asarray(v, dtype=np.float64) for v in value.ravel(order="F")]
-    value = np.asarray(value, dtype=np.float64)
+    return _split_stack(path, np.asarray(value, dtype=np.float64))
+
+
+def _split_stack(path, value):
+    """Kernels of a MATLAB array: one matrix, or an ``h x w x n`` stack; singleton axes beyond
+    the first two (a ``1 x h x w`` array saved from Python, say) are dropped first."""
+    if value.ndim > 2:
+        squeezed = np.squeeze(value)
+        value = squeezed if squeezed.ndim >= 2 else value
     if value.ndim == 3:  # h x w x n stack
         return [value[..., i] for i in range(value.shape[-1])]
+    if value.ndim != 2:
+        raise DegradationError(f"{path}: a kernel array of shape {value.shape}; expected "
+                               "h x w or an h x w x n stack")
     return [value]
 
 
@@ -359,10 +370,7 @@ def _mat73_arrays(path, variable):
         if item.dtype == h5py.ref_dtype:
             # cell array of references; HDF5 stores MATLAB arrays transposed
             return [np.asarray(f[ref], dtype=np.float64).T for ref in item[()].ravel(order="F")]
-        value = np.asarray(item, dtype=np.float64).T
-        if value.ndim == 3:
-            return [value[..., i] for i in range(value.shape[-1])]
-        return [value]
+        return _split_stack(path, np.asarray(item, dtype=np.float64).T)
 
 
 @functools.lru_cache(maxsize=16)
@@ -371,21 +379,51 @@ def _load_cached(path, mtime, variable):
     if suffix == ".mat":
         kernels = _mat_arrays(path, variable)
     elif suffix == ".npy":
-        value = np.load(path, allow_pickle=False).astype(np.float64)
+        try:
+            value = np.load(path, allow_pickle=False).astype(np.float64)
+        except (ValueError, OSError) as exc:
+            raise DegradationError(f"{path}: not a NumPy array of kernels ({exc})") from None
+        if value.ndim not in (2, 3):
+            raise DegradationError(f"{path}: an array of shape {value.shape}; expected one "
+                                   "(h, w) kernel or an (n, h, w) stack")
         kernels = [value] if value.ndim == 2 else list(value)
     elif suffix in (".png", ".bmp", ".tif", ".tiff"):
         from PIL import Image
 
-        with Image.open(path) as im:
-            value = np.asarray(im.convert("L"), dtype=np.float64)
+        try:
+            with Image.open(path) as im:
+                value = np.asarray(im.convert("L"), dtype=np.float64)
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types on bad files
+            raise DegradationError(f"{path}: cannot read the kernel picture ({exc})") from None
+        if value.sum() <= 0:
+            raise DegradationError(f"{path}: the kernel picture is all black; a kernel needs "
+                                   "some positive taps")
         kernels = [value / value.sum()]  # pictures of kernels are scaled: normalise
     else:
         raise DegradationError(f"{path}: unknown kernel file type {suffix!r}; "
                                "use .mat, .npy or a grayscale picture (.png)")
     for i, k in enumerate(kernels):
-        if k.ndim != 2:
-            raise DegradationError(f"{path}: kernel {i} has shape {k.shape}, expected 2-D")
+        check_kernel(k, f"{path}: kernel {i}" if len(kernels) > 1 else str(path))
     return tuple(kernels)
+
+
+def check_kernel(kernel, where="kernel", tolerance=1e-3):
+    """A one-line :class:`DegradationError` unless ``kernel`` is a blur kernel: 2-D, finite,
+    no negative taps, summing to one within ``tolerance`` (a blur that keeps the image's mean
+    brightness). Returns it as float64."""
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 2 or min(k.shape) < 1:
+        raise DegradationError(f"{where} has shape {k.shape}; a kernel is a 2-D (h, w) array")
+    if not np.all(np.isfinite(k)):
+        raise DegradationError(f"{where} has NaN or infinite taps")
+    if k.min() < -1e-7 * max(float(np.abs(k).max()), 1e-300):
+        raise DegradationError(f"{where} has negative taps (min {k.min():.3g}); a blur kernel "
+                               "is non-negative")
+    total = float(k.sum())
+    if abs(total - 1.0) > tolerance:
+        raise DegradationError(f"{where} sums to {total:.6g}, not 1 (within {tolerance:g}); "
+                               "divide it by its sum if it is a blur of the right shape")
+    return k
 
 
 def load_kernels(path, variable="kernels"):

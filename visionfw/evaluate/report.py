@@ -73,6 +73,10 @@ def _image_table(dataset, scale, results, per_image):
         if per_image:
             lines.append("-" * len(head))
         lines.append(_row_text("mean", results[0]))
+    for label in results[0].get("also", {}):     # the method's other rows (data steps alone)
+        values = [r["also"][label] for r in results if label in r.get("also", {})]
+        lines.append(f"{label[:24]:<24} {np.mean([v['psnr'] for v in values]):7.2f} "
+                     f"{np.mean([v['ssim'] for v in values]):7.4f}")
     return lines
 
 

@@ -89,6 +89,8 @@ class Method:
         self.tile, self.tile_overlap, self.ensemble = tile, tile_overlap, self_ensemble
         self.scale = self._scale(scale)
         self.check()
+        self.accepts = self.declared()
+        self.accepts.check(f"method {self.name}", scale=self.scale, ensemble=self.ensemble)
 
     def _scale(self, scale):
         scales = {r: model_meta(n).get("scale") for r, n in self.networks.items()}
@@ -110,6 +112,19 @@ class Method:
 
     def check(self):
         """Refuse networks that do not fit the method (one line)."""
+
+    def declared(self):
+        """What the method can honour (:class:`visionfw.methods.accepts.Accepts`): by default
+        what its ``model`` network declares. ``test.py`` checks every degradation against it
+        before running an image; the scale and the self-ensemble are checked here."""
+        from visionfw.methods.accepts import Accepts, accepts_of
+
+        model = self.networks.get("model")
+        return accepts_of(model) if model is not None else Accepts()
+
+    def check_degradation(self, degradation):
+        """One-line :class:`MethodError` if ``degradation`` is one the method cannot model."""
+        self.accepts.check(f"method {self.name}", degradation, self.scale, self.ensemble)
 
     def crop(self, img):
         """The part of an HR-sized image the output covers (all of it without shrink)."""

@@ -77,10 +77,7 @@ class SRRecipe(Recipe):
     """
 
     def build(self):
-        from visionfw.graph.builder import attach_spec, build
-
-        model = build(self.model_dict)
-        attach_spec(model, self.model_dict, self.model_name, self.hparams)
+        model = self.make_model()
         self.networks = {"model": model}
         self.optimizers = {"model": self.adam()}
         self.roles = roles_of(model)
@@ -92,6 +89,15 @@ class SRRecipe(Recipe):
         self.needs = tuple(r for r in self.roles if r != "image")
         self.view = ModelView(model)
         self.score_crop = self.view.shrink
+
+    def make_model(self, trace=None):
+        """The network, built from the run's dictionary (``trace``: see
+        :func:`visionfw.graph.builder.build`)."""
+        from visionfw.graph.builder import attach_spec, build
+
+        model = build(self.model_dict, trace=trace)
+        attach_spec(model, self.model_dict, self.model_name, self.hparams)
+        return model
 
     def _fed(self, batch, hr_shape):
         return dict(batch, lr=self.view.input(batch["lr"], hr_shape))
