@@ -110,6 +110,12 @@ class Recipe:
                               flag="--recipe-param")
 
     @classmethod
+    def check_run(cls, config):
+        """Refuse settings this recipe cannot train with (files it reads that do not fit the
+        run, ...) with a one-line :class:`TrainError`. Called before the run folder is made
+        or TensorFlow starts, with ``config.scale`` and the typed ``config.recipe_params``."""
+
+    @classmethod
     def default_degradation(cls, scale):
         """The training degradation when ``--degradation`` is not given (``None``: the
         command's default, bicubic)."""

@@ -14,6 +14,7 @@ from visionfw.kernel_codes import encode, pca_of, with_pca
 from visionfw.params import Hyperparameter
 from visionfw.recipes.base import Recipe, register_recipe
 from visionfw.train import TrainError
+from visionfw.train.config import check_room, writing
 
 
 def ikc_loop(predictor, corrector, sftmd, lr, iterations, to_sftmd=None, bridges=None):
@@ -48,14 +49,33 @@ def ikc_loop(predictor, corrector, sftmd, lr, iterations, to_sftmd=None, bridges
     return codes, images
 
 
-def load_sftmd(path, code_len):
-    """The trained SFTMD a run corrects codes for, and its PCA; one-line errors otherwise."""
-    from visionfw.checkpoint import load_model
-    from visionfw.conditioning import roles_of
+def check_sftmd(path, scale):
+    """The SFTMD file a run names, read without building it: it must exist and up-sample by
+    the run's scale (its images are scored against HR at that scale)."""
+    from visionfw.checkpoint import read_spec
+    from visionfw.errors import CheckpointError
 
     if not path:
         raise TrainError("recipe ikc needs the trained SFTMD: --sftmd FILE "
                          "(a train.py sftmd run's best.weights.h5)")
+    try:
+        spec = read_spec(path)
+    except CheckpointError as exc:
+        raise TrainError(f"--sftmd {exc}") from None
+    trained = (spec["dict"].get("meta") or {}).get("scale") or \
+        (spec.get("hparams") or {}).get("scale")
+    if scale is not None and trained and int(trained) != int(scale):
+        raise TrainError(f"--sftmd {path} up-samples x{trained} but this run trains at "
+                         f"x{scale}: give --scale {trained}, or an SFTMD trained at x{scale} "
+                         f"(train.py sftmd --scale {scale})")
+
+
+def load_sftmd(path, code_len, scale=None):
+    """The trained SFTMD a run corrects codes for, and its PCA; one-line errors otherwise."""
+    from visionfw.checkpoint import load_model
+    from visionfw.conditioning import roles_of
+
+    check_sftmd(path, scale)
     model = load_model(path, compile=False)
     if roles_of(model) != ["image", "kernel_code"]:
         raise TrainError(f"--sftmd {path}: {model.name} takes "
@@ -127,6 +147,10 @@ class IKCRecipe(Recipe):
 
         return ikc_degradation(scale)
 
+    @classmethod
+    def check_run(cls, config):
+        check_sftmd(config.recipe_params.get("sftmd"), config.scale)
+
     def build(self):
         from visionfw import models
         from visionfw.checkpoint import save_model
@@ -145,7 +169,7 @@ class IKCRecipe(Recipe):
         code_len = int(meta["code_len"])
         if self.options["steps_per_batch"] < 1:
             raise TrainError("--steps-per-batch must be at least 1")
-        sftmd, self.pca = load_sftmd(self.options["sftmd"], code_len)
+        sftmd, self.pca = load_sftmd(self.options["sftmd"], code_len, self.config.scale)
         nf = self.options["corrector_nf"] or int(self.hparams.get("nf", 64))
         corrector_hp = {"nf": nf, "code_len": code_len, "scale": int(self.config.scale)}
         predictor_dict = with_pca(self.model_dict, self.pca)
@@ -167,8 +191,10 @@ class IKCRecipe(Recipe):
                 raise TrainError("--train-predictor false keeps the Predictor as it "
                                  "starts: give the trained one, --predictor FILE")
             predictor.trainable = False
-        if self.config.out:
-            save_model(sftmd, f"{self.config.out}/sftmd.weights.h5")   # the run names all three
+        if self.config.out:                                            # the run names all three
+            with writing(self.config.out, "sftmd.weights.h5"):
+                check_room(self.config.out, sftmd)
+                save_model(sftmd, f"{self.config.out}/sftmd.weights.h5")
 
     def train_step(self, batch, opt):
         p, c, f = (self.networks.get(k) for k in ("predictor", "corrector", "sftmd"))
@@ -237,14 +263,17 @@ class PredictorRecipe(IKCRecipe):
         if meta.get("output") != "kernel_code":
             raise TrainError(f"recipe ikc-predictor trains kernel-code predictors; "
                              f"{self.model_dict.get('name')} outputs {meta.get('output', 'an image')}")
-        sftmd, self.pca = load_sftmd(self.options["sftmd"], int(meta["code_len"]))
+        sftmd, self.pca = load_sftmd(self.options["sftmd"], int(meta["code_len"]),
+                                     self.config.scale)
         d = with_pca(self.model_dict, self.pca)
         predictor = build(d)
         attach_spec(predictor, d, self.model_name, self.hparams)
         self.networks = {"predictor": predictor, "sftmd": sftmd}
         self.optimizers = {"predictor": self.adam()}
         if self.config.out:
-            save_model(sftmd, f"{self.config.out}/sftmd.weights.h5")
+            with writing(self.config.out, "sftmd.weights.h5"):
+                check_room(self.config.out, sftmd)
+                save_model(sftmd, f"{self.config.out}/sftmd.weights.h5")
 
     def train_step(self, batch, opt):
         p, true = self.networks["predictor"], encode(self.pca, batch["kernel"])

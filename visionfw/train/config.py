@@ -1,7 +1,12 @@
-"""The settings of a training run: typed defaults, checks, and ``settings.json``."""
+"""The settings of a training run: typed defaults, checks, and ``settings.json``; the run
+folder: its lock, its leftovers, and the one-line error of a write that fails in it."""
+import contextlib
 import dataclasses
+import errno
 import json
 import os
+import socket
+import sys
 from dataclasses import dataclass, field
 
 from visionfw.train import TrainError
@@ -140,6 +145,207 @@ def prepare_run_folder(out, resume):
         raise TrainError(f"{out} already holds a run; add --resume to continue it or choose "
                          "another --out")
     return ckpt
+
+
+LOCK_NAME = "train.lock"
+
+
+def lock_name(strategy="default"):
+    """The lock file of a run folder: ``train.lock``; in a multi-worker run, where every
+    worker writes the same folder, each task has its own (``train.worker-1.lock``)."""
+    if strategy != "multiworker":
+        return LOCK_NAME
+    try:
+        task = json.loads(os.environ.get("TF_CONFIG", ""))["task"]
+        return f"train.{task['type']}-{int(task.get('index', 0))}.lock"
+    except (ValueError, KeyError, TypeError):
+        return LOCK_NAME
+
+
+class RunLock:
+    """The lock a training run holds on its run folder while it writes there.
+
+    ``RUN/train.lock`` holds the holder's PID and host, and is locked with ``fcntl.flock``:
+    the kernel drops that lock when the holder's process ends, however it ends, so a lock
+    file left by a killed run is stale and is taken over (with a note), while one whose
+    holder is alive refuses the second writer. :meth:`release` removes the file.
+    :func:`visionfw.train.run.train` (``train.py``) holds it from before it cleans the folder
+    until the run ends, however it ends; a :class:`~visionfw.train.trainer.Trainer` made
+    directly takes none.
+    """
+
+    def __init__(self, path, fd):
+        self.path, self.fd = path, fd
+
+    @classmethod
+    def acquire(cls, out, name=LOCK_NAME, log=None):
+        import fcntl
+
+        path, locked = os.path.join(out, name), True
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise TrainError(f"run folder {out}: cannot create its lock file {name} "
+                                 f"({exc.strerror or exc})") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise TrainError(f"run folder {out} is in use by {_describe(holder)} (lock "
+                                 f"{path}); wait for that run to end or stop it, or choose "
+                                 "another --out") from None
+            except OSError as exc:          # a file system without locks: run unprotected
+                if log:
+                    log(f"run folder {out}: cannot lock {name} ({exc.strerror or exc}); "
+                        "nothing stops a second train.py from writing this folder")
+                locked = False
+                break
+            try:        # the file may have been released (removed) between open and flock
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        stale = _read_holder(fd)
+        try:            # who holds it, for the message of a second writer (a full disk: no one)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        except OSError:
+            pass
+        if stale and locked and log:
+            log(f"run folder {out}: took over the lock of {_describe(stale)}, which is no "
+                "longer running")
+        return cls(path, fd)
+
+    def release(self):
+        """Remove the lock file and drop the lock (once)."""
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def _read_holder(fd):
+    try:
+        return os.pread(fd, 200, 0).decode(errors="replace").split()
+    except OSError:
+        return []
+
+
+def _describe(holder):
+    if not holder:
+        return "another process"
+    host = f" on {holder[1]}" if len(holder) > 1 and holder[1] != socket.gethostname() else ""
+    return f"PID {holder[0]}{host}"
+
+
+class RunWriteError(TrainError):
+    """A file of the run folder could not be written (a full disk, a permission)."""
+
+
+def is_write_error(exc):
+    """An error of the file system: ``OSError``, or TensorFlow's ``OpError`` of a write."""
+    if isinstance(exc, OSError):
+        return True
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(exc, tf.errors.OpError)
+
+
+def kept_checkpoint(folder):
+    """``(path, step)`` of the latest complete checkpoint in ``folder``, or ``None``."""
+    tf = sys.modules.get("tensorflow")
+    latest = tf.train.latest_checkpoint(folder) if tf and os.path.isdir(folder) else None
+    if not latest:
+        return None
+    try:
+        return latest, int(latest.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return latest, None
+
+
+def check_room(folder, *networks):
+    """Raise ``OSError(ENOSPC)`` when ``folder``'s file system has no room for the weights
+    files of ``networks``, estimated with a margin: the weights, HDF5's 1-2 kB of groups and
+    headers per layer and per weight, and the dictionary stored beside them.
+
+    HDF5 that runs out of space in the middle of a file leaves its library in a state that
+    crashes the interpreter when the half-written file is released (h5py 3.14), after the error
+    is reported; so a weights file that cannot fit is refused before HDF5 starts it."""
+    import shutil
+
+    import numpy as np
+
+    from visionfw.graph.builder import model_spec
+
+    def objects(layer):
+        return 1 + sum(objects(sub) for sub in getattr(layer, "layers", None) or ())
+
+    need = 64 * 1024
+    for net in networks:
+        data = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in net.weights)
+        spec = len(json.dumps(model_spec(net) or {}))
+        need += int(1.1 * data) + 4096 * (objects(net) + len(net.weights)) + 2 * spec
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < need:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+# what a write error says, when its message holds one of these among other details
+_REASONS = [os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
+                                            errno.EACCES, errno.EPERM, errno.EIO)]
+
+
+def _reason(exc):
+    """The cause of a failed write in a few words (``'No space left on device'``): TensorFlow's
+    and HDF5's messages bury it among paths and buffer offsets."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
+        getattr(exc, "message", None) or str(exc)
+    text = " ".join(str(text).split())
+    for reason in _REASONS:
+        if reason in text:
+            return reason
+    return text[:200] or type(exc).__name__
+
+
+def write_failed(out, what, exc, folder=None):
+    """The one-line error of a failed write of ``what`` in the run folder ``out``; the
+    temporaries of the writes are removed first. ``folder`` is where this process writes
+    (``out``, or a worker's subfolder)."""
+    folder = folder or out
+    try:
+        clean_leftovers(folder)
+    except OSError:
+        pass
+    reason = _reason(exc)
+    kept = kept_checkpoint(os.path.join(folder, "checkpoints"))
+    if kept:
+        step = f" (step {kept[1]})" if kept[1] is not None else ""
+        tail = (f"; the last checkpoint kept is {kept[0]}{step}: free space (or fix the "
+                "permission), then continue with --resume")
+    else:
+        tail = "; no checkpoint was kept"
+    return RunWriteError(f"cannot write {what} in run folder {out}: {reason}{tail}")
+
+
+@contextlib.contextmanager
+def writing(out, what, folder=None):
+    """Run a write into the run folder; a file-system error becomes :func:`write_failed`."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_write_error(exc):
+            raise
+        raise write_failed(out, what, exc, folder) from None
 
 
 def clean_leftovers(out):

@@ -1,18 +1,24 @@
 """A training run from its settings: what ``train.py MODEL [options]`` calls.
 
 Order of work: settings and the model's hyperparameters are checked, the run folder is
-created and proved writable, and only then does TensorFlow start, the data load and the
-training begin — so a typo costs a second, not a TensorFlow start-up.
+created, proved writable and locked, and only then does TensorFlow start, the data load and
+the training begin — so a typo costs a second, not a TensorFlow start-up. A start that fails
+(before the first training step) removes the run folder it created; the lock
+(:class:`~visionfw.train.config.RunLock`) is released however the run ends.
 """
 import datetime
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
 
 from visionfw.errors import VisionfwError
 from visionfw.train import TrainError
-from visionfw.train.config import (RUN_DEFINING, TrainConfig, clean_leftovers,
-                                   prepare_run_folder, read_settings, write_json)
+from visionfw.train.config import (RUN_DEFINING, RunLock, TrainConfig, clean_leftovers,
+                                   lock_name, prepare_run_folder, read_settings, write_json,
+                                   writing)
 
 
 def resolve_model_and_scale(config):
@@ -38,7 +44,33 @@ def resolve_model_and_scale(config):
     elif not scale:
         # the checkpoints carry what test.py needs: the scale this dictionary was trained at
         d = dict(d, meta=dict(d.get("meta") or {}, scale=config.scale))
+    check_scales(config, d)
     return d, name, hparams
+
+
+def takes_scale(d):
+    """Whether a dictionary's network takes the scale as an input (``meta['scales'] ==
+    'input'``, as USRNet declares, or an input of role ``scale``), so it trains on several."""
+    from visionfw.conditioning import ConditioningError, roles_of
+
+    if (d.get("meta") or {}).get("scales") == "input":
+        return True
+    try:
+        return "scale" in roles_of(d)
+    except ConditioningError:
+        return False
+
+
+def check_scales(config, d):
+    """``--scales`` needs a network that takes the scale as an input; a network of fixed scale
+    accepts only its own."""
+    scales = [int(s) for s in config.scales or ()]
+    if not scales or takes_scale(d) or all(s == int(config.scale) for s in scales):
+        return
+    listed = ",".join(map(str, scales))
+    raise TrainError(f"--scales {listed}: {d.get('name') or config.model} up-samples "
+                     f"x{config.scale} only (its scale is fixed); --scales is for networks "
+                     "that take the scale as an input (e.g. usrnet); give --scale N instead")
 
 
 def recipe_name(config, model):
@@ -257,11 +289,12 @@ def second_stream(config):
 
 def load_validation_images(config):
     from visionfw.data import embedded
-    from visionfw.data.images import load_images
+    from visionfw.train.validate import validation_images
 
     if not config.val_dirs:
         return embedded.val_images(), f"{embedded.NAME} (held out)"
-    return load_images([image_folder(p) for p in config.val_dirs]), ", ".join(config.val_dirs)
+    return (validation_images([image_folder(p) for p in config.val_dirs]),
+            ", ".join(config.val_dirs))
 
 
 def build_trainer(config, model, log=None, progress=True, validation=True, strategy=None,
@@ -316,6 +349,40 @@ def train(config, argv=None, resume=False, explicit=(), log=None, progress=True,
         stop_at: stop (with a checkpoint) after this step.
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    previous = _stop_on_sigterm(log)
+    try:
+        return _train(config, argv, resume, explicit, log, progress, stop_at, threads)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm(log):
+    """Before training (the trainer then saves a checkpoint on SIGTERM), SIGTERM ends the
+    command like Ctrl-C: the lock is released and a new run folder removed. Returns the
+    previous handler (``None`` outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        log("SIGTERM: stopped before training")
+        raise SystemExit(143)
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _new_folder(path):
+    """The outermost folder that creating ``path`` would create, or ``None`` if it exists."""
+    path, created = os.path.abspath(path), None
+    while not os.path.lexists(path):
+        created, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return created
+
+
+def _train(config, argv, resume, explicit, log, progress, stop_at, threads):
     config = recipe_as_model(config)
     from_settings = resume
     if resume:
@@ -332,31 +399,53 @@ def train(config, argv=None, resume=False, explicit=(), log=None, progress=True,
             log(f"--resume: {config.out} has no complete checkpoint yet; starting the run "
                 "from step 0 with its settings")
             resume = False
-    if config.out and os.path.isdir(config.out):
+    config.check()
+    model = resolve_model_and_scale(config)
+    notes = []              # said once the checks pass, so a refusal stays one line
+    if not from_settings:
+        apply_recipe_degradation(config, explicit, notes.append)
+    preflight(config)
+    resolve_recipe(config, model).check_run(config)
+    for note in notes:
+        log(note)
+    if not config.out:
+        config.out = default_out(config, model[1])
+
+    created = _new_folder(config.out)      # removed again if the start fails
+    lock = trainer = None
+    try:
+        from visionfw.fsutil import unwritable_reason
+
+        reason = unwritable_reason(config.out)
+        if reason:
+            raise TrainError(f"run folder {config.out} is not writable: {reason}")
+        lock = RunLock.acquire(config.out, lock_name(config.strategy), log)
         removed = clean_leftovers(config.out)
         if removed:
             log(f"removed what an interrupted write left in {config.out}: "
                 + ", ".join(removed[:5]) + (f" and {len(removed) - 5} more"
                                             if len(removed) > 5 else ""))
-    config.check()
-    model = resolve_model_and_scale(config)
-    if not from_settings:
-        apply_recipe_degradation(config, explicit, log)
-    preflight(config)
-    resolve_recipe(config, model)
-    if not config.out:
-        config.out = default_out(config, model[1])
-    prepare_run_folder(config.out, resume)
+        prepare_run_folder(config.out, resume)
 
-    from visionfw.train.distribute import start
+        from visionfw.train.distribute import start
 
-    strategy = start(config.strategy, config.cpu_devices, threads)
-    trainer = build_trainer(config, model, log=log, progress=progress, strategy=strategy,
-                            resume=resume)
-    if trainer.is_chief:
-        _write_settings(config, model, argv, resume)
-    t0 = time.time()
-    result = trainer.fit(resume=resume, stop_at=stop_at)
+        strategy = start(config.strategy, config.cpu_devices, threads)
+        trainer = build_trainer(config, model, log=log, progress=progress, strategy=strategy,
+                                resume=resume)
+        if trainer.is_chief:
+            _write_settings(config, model, argv, resume)
+        t0 = time.time()
+        result = trainer.fit(resume=resume, stop_at=stop_at)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+            lock = None
+        if created and not (trainer is not None and int(trainer.step.numpy()) > 0):
+            shutil.rmtree(created, ignore_errors=True)     # a failed start leaves nothing
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
     result["seconds"] = time.time() - t0
     result["out"] = config.out
     if trainer.is_chief and result["stopped"] is None:
@@ -385,4 +474,5 @@ def _write_settings(config, model, argv, resume):
     record["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__}
     if resume:
         record.setdefault("resumed", []).append({"at": now, "argv": list(argv or sys.argv)})
-    write_json(path, record)
+    with writing(config.out, "settings.json"):
+        write_json(path, record)

@@ -14,7 +14,10 @@ for every recipe:
   saving, so the last good checkpoint stays the latest; the error names the step;
 - validation every N steps (PSNR/SSIM against bicubic, ``val.csv``, TensorBoard,
   ``best.weights.h5``), a Keras progress bar, checkpoints with
-  ``tf.train.CheckpointManager``, and a checkpoint on Ctrl-C or SIGTERM.
+  ``tf.train.CheckpointManager``, and a checkpoint on Ctrl-C or SIGTERM;
+- a write that fails (a full disk, a permission) stops the run with a one-line
+  :class:`~visionfw.train.config.RunWriteError` naming the run folder and the last checkpoint
+  kept; every file is written to a temporary and renamed, and the temporaries are removed.
 
 Exact resumption: a checkpoint holds the networks, optimisers (their step counts drive
 the learning-rate schedules), the step, the RNG state, the best PSNR, the EMA and the
@@ -33,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionfw.train import TrainError
-from visionfw.train.config import write_json
+from visionfw.train.config import check_room, writing
 from visionfw.train.distribute import worker_role
 
 LOSS_TAIL = 50          # val.csv's loss: the mean of this many latest step losses
@@ -312,6 +315,18 @@ class Trainer:
             raise TrainError(f"{latest}: checkpoint does not fit this run ({reason})") from None
         return int(self.step.numpy())
 
+    def _folder(self):
+        """Where this process writes: the run folder, or a worker's subfolder of it."""
+        if self.is_chief:
+            return self.run_dir
+        return os.path.join(self.run_dir, f"worker-{self.task_id}")
+
+    def _writing(self, what):
+        """A write into the run folder: a file-system error (a full disk, a permission) is a
+        one-line :class:`~visionfw.train.config.RunWriteError` naming the run folder and the
+        last checkpoint kept, with the temporaries removed."""
+        return writing(self.run_dir, what, self._folder())
+
     def save(self):
         """Write a checkpoint of the current step (atomic: TensorFlow writes the files, then
         updates the ``checkpoint`` index with a rename)."""
@@ -322,7 +337,8 @@ class Trainer:
         step = int(self.step.numpy())
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
             return self.manager.latest_checkpoint
-        return self.manager.save(checkpoint_number=step)
+        with self._writing(f"checkpoint ckpt-{step}"):
+            return self.manager.save(checkpoint_number=step)
 
     def swap_ema(self):
         """Exchange the weights with their moving averages (call again to swap back)."""
@@ -339,18 +355,21 @@ class Trainer:
 
         if not self.run_dir:
             return None
-        folder = self.run_dir if self.is_chief else os.path.join(self.run_dir,
-                                                                 f"worker-{self.task_id}")
+        folder = self._folder()
         path = os.path.join(folder, name)
         stem = name[: -len(".weights.h5")] if name.endswith(".weights.h5") else name
         if self.ema_vars:
             self.swap_ema()
         try:
-            save_model(self.recipe.main_network(), path)
+            with self._writing(name):
+                check_room(folder, self.recipe.main_network())
+                save_model(self.recipe.main_network(), path)
             for net in getattr(self.recipe, "saved", ()):
                 if net != self.recipe.main:
-                    save_model(self.recipe.networks[net],
-                               os.path.join(folder, f"{stem}.{net}.weights.h5"))
+                    with self._writing(f"{stem}.{net}.weights.h5"):
+                        check_room(folder, self.recipe.networks[net])
+                        save_model(self.recipe.networks[net],
+                                   os.path.join(folder, f"{stem}.{net}.weights.h5"))
         finally:
             if self.ema_vars:
                 self.swap_ema()
@@ -399,9 +418,14 @@ class Trainer:
         writer.writeheader()
         writer.writerows(self.history)
         tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", newline="") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
+        with self._writing("val.csv"):
+            try:
+                with open(tmp, "w", newline="") as f:
+                    f.write(buf.getvalue())
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
 
     # ------------------------------------------------------------------ the loop
 
@@ -440,16 +464,24 @@ class Trainer:
         end = self.steps if stop_at is None else min(self.steps, int(stop_at))
         writer = None
         if self.run_dir and self.is_chief:
-            writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs"))
+            with self._writing("logs/"):
+                writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs"))
         previous = self._install_signals()
         result = {"step": start, "best_psnr": None, "stopped": None, "last_val": None}
+        failed = True
         try:
             result.update(self._loop(start, end, writer))
+            failed = False
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
             if writer is not None:
-                writer.close()
+                try:
+                    with self._writing("logs/"):
+                        writer.close()
+                except TrainError:
+                    if not failed:        # else the error on its way out says more
+                        raise
         best = float(self.best_psnr.numpy())
         result["best_psnr"] = best if best >= 0 else None
         if result["step"] >= self.steps:
@@ -497,7 +529,7 @@ class Trainer:
             if self.on_step is not None:
                 self.on_step(self, step, losses)
             if writer is not None and (step % 10 == 0 or step == end):
-                with writer.as_default(step=step):
+                with self._writing("logs/"), writer.as_default(step=step):
                     for k, v in losses.items():
                         scalar_summary(f"train/{k}", v)
                     scalar_summary("train/learning_rate", self._learning_rate())
@@ -539,13 +571,15 @@ class Trainer:
                                to_uint8(preview["sr"]), preview["hr"], scale,
                                captions=grid_captions(scale, (preview["psnr"],
                                                               preview["bicubic_psnr"])))
-        tf.summary.image(f"val/comparison/{preview['name']}", grid[None])
+        with self._writing("logs/"):
+            tf.summary.image(f"val/comparison/{preview['name']}", grid[None])
         estimate, true = preview["pictures"].get("kernel"), preview["true_kernel"]
         if estimate is not None:
             from visionfw.degradation import kernel_grid
 
             picture = kernel_grid([estimate], None if true is None else [np.asarray(true)])
-            tf.summary.image(f"val/kernel/{preview['name']}", picture[None])
+            with self._writing("logs/"):
+                tf.summary.image(f"val/kernel/{preview['name']}", picture[None])
 
     def _plot_curves(self):
         """``curves.png`` in the run folder, redrawn at each validation."""
@@ -555,8 +589,9 @@ class Trainer:
 
         run = os.path.basename(os.path.abspath(self.run_dir))
         try:
-            plot_curves(self.history, os.path.join(self.run_dir, "curves.png"),
-                        title=f"{self.recipe.main_network().name} ({run})")
+            with self._writing("curves.png"):
+                plot_curves(self.history, os.path.join(self.run_dir, "curves.png"),
+                            title=f"{self.recipe.main_network().name} ({run})")
         except ImportError:                  # matplotlib is a dependency; a trimmed install
             pass
 
@@ -578,11 +613,12 @@ class Trainer:
         self._write_history()
         if writer is not None:
             with writer.as_default(step=step):
-                scalar_summary("val/psnr", scores["psnr"])
-                scalar_summary("val/ssim", scores["ssim"])
-                scalar_summary("val/gain_over_bicubic", gain)
-                for name, value in extra.items():
-                    scalar_summary(f"val/{name}", value)
+                with self._writing("logs/"):
+                    scalar_summary("val/psnr", scores["psnr"])
+                    scalar_summary("val/ssim", scores["ssim"])
+                    scalar_summary("val/gain_over_bicubic", gain)
+                    for name, value in extra.items():
+                        scalar_summary(f"val/{name}", value)
                 self._log_pictures()
         self._plot_curves()
         improved = scores["psnr"] > float(self.best_psnr.numpy())
