@@ -72,6 +72,50 @@ def test_16bit_colour_is_refused(tmp_path):
         read_image(tmp_path / "c16.png")
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_read_picture_keeps_16_bits_gray_and_alpha(tmp_path, channels):
+    from visionfw.imageio import read_picture
+
+    values = np.random.default_rng(channels).integers(0, 65536, (5, 7, channels), np.uint16)
+    values[0, 0, -1] = 0                                      # alpha (if any) is not opaque
+    write_image(tmp_path / "a.png", values)                   # 16-bit PNG of every colour type
+    picture = read_picture(tmp_path / "a.png")
+    assert picture.bits == 16 and picture.gray == (channels < 3)
+    assert picture.rgb.shape == (5, 7, 3) and picture.rgb.dtype == np.float32
+    assert (picture.alpha is not None) == (channels in (2, 4))
+    back = picture.encode(picture.rgb, picture.alpha)
+    assert back.dtype == np.uint16 and np.array_equal(back.reshape(values.shape), values)
+    if channels in (1, 3):                                    # written by another encoder
+        _png16(tmp_path / "b.png", values[..., 0] if channels == 1 else values, channels == 3)
+        picture = read_picture(tmp_path / "b.png")
+        assert np.array_equal(picture.encode(picture.rgb).reshape(values.shape), values)
+
+
+def test_read_picture_8_bit_forms(tmp_path, rgb):
+    from visionfw.imageio import read_picture
+
+    gray = rgb[..., 0]
+    write_image(tmp_path / "g.png", gray)
+    picture = read_picture(tmp_path / "g.png")
+    assert picture.gray and picture.bits == 8 and picture.alpha is None
+    assert np.array_equal(picture.rgb, np.repeat(gray[..., None], 3, -1) / np.float32(255))
+    # the result of a gray picture is written as the mean of its three channels
+    result = np.stack([np.full((2, 3), v, np.float32) for v in (0.1, 0.2, 0.7)], axis=-1)
+    assert picture.encode(result).tolist() == [[[85]] * 3] * 2
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+    write_image(tmp_path / "opaque.png", rgba)
+    assert read_picture(tmp_path / "opaque.png").alpha is None    # opaque alpha: dropped
+    rgba[3, 4, 3] = 10
+    write_image(tmp_path / "see-through.png", rgba)
+    picture = read_picture(tmp_path / "see-through.png")
+    assert not picture.gray and picture.alpha.shape == (13, 10, 1)
+    assert np.array_equal(picture.encode(picture.rgb, picture.alpha), rgba)
+    write_image(tmp_path / "c16.png", np.zeros((9, 9, 3), np.uint16) + 999)
+    (tmp_path / "cut.png").write_bytes((tmp_path / "c16.png").read_bytes()[:60])
+    with pytest.raises(ImageError, match=r"cut\.png.*damaged or truncated"):
+        read_picture(tmp_path / "cut.png")
+
+
 def test_alpha(tmp_path, rgb):
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=-1)
     Image.fromarray(rgba).save(tmp_path / "opaque.png")
@@ -146,7 +190,11 @@ def test_write_overwrites_and_keeps_shape_rules(tmp_path, rgb):
     with pytest.raises(ImageError, match="extension"):
         write_image(tmp_path / "f.gif", rgb)
     with pytest.raises(ImageError, match="shape"):
-        write_image(tmp_path / "f.png", np.zeros((4, 4, 2), np.uint8))
+        write_image(tmp_path / "f.png", np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(ImageError, match="shape"):       # an alpha channel: PNG only
+        write_image(tmp_path / "f.bmp", np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ImageError, match="PNG only"):
+        write_image(tmp_path / "f.tif", np.zeros((4, 4), np.uint16))
     with pytest.raises(ImageError, match="does not exist"):
         write_image(tmp_path / "nowhere" / "f.png", rgb)
 

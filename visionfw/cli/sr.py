@@ -66,7 +66,9 @@ def collect_inputs(inputs):
 def sr(ctx, inputs, weights, method, method_params, out, scale, tile, tile_overlap, self_ensemble,
        precision, save_steps):
     """Super-resolve INPUTS (image files, folders or quoted glob patterns) and write the SR
-    images to --out. Files that cannot be read are skipped and named."""
+    images to --out as PNGs in the input's form: a gray image gives a gray one (the mean of
+    the network's three channels), a 16-bit image a 16-bit one, an alpha channel is resized
+    bicubically and kept. Files that cannot be read are skipped and named."""
     from visionfw.cli.evaluate import load_for_test, method_from_roles, parse_weights
     from visionfw.evaluate import EvaluationError, method_for
     from visionfw.params import parse_pairs
@@ -98,10 +100,10 @@ def sr(ctx, inputs, weights, method, method_params, out, scale, tile, tile_overl
         raise EvaluationError(f"method {runner.name} needs the true {runner.labels[0]} of each "
                               "image, which images without ground truth do not have; use a "
                               "blind method (e.g. --method ikc)")
-    done, skipped, start = [], [], time.perf_counter()
+    done, skipped, notes, start = [], [], set(), time.perf_counter()
     for i, path in enumerate(paths, 1):
         try:
-            seconds, size = _one(runner, path, out, save_steps)
+            seconds, size = _one(runner, path, out, save_steps, notes)
         except (EvaluationError, ValueError, OSError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             skipped.append(path.name)
@@ -109,6 +111,8 @@ def sr(ctx, inputs, weights, method, method_params, out, scale, tile, tile_overl
             continue
         done.append(path.name)
         click.echo(f"[{i}/{len(paths)}] {path.name}: {size} in {seconds:.1f} s", err=True)
+    for note in sorted(notes):
+        click.echo(note, err=True)
     total = time.perf_counter() - start
     click.echo(f"{len(done)} image(s) super-resolved x{runner.scale} into {out} in {total:.1f} s"
                + (f"; skipped {len(skipped)}: {', '.join(skipped)}" if skipped else ""))
@@ -139,34 +143,56 @@ def _method_params_of(name):
     return of(name) if name else ("sr", set())
 
 
-def _one(runner, path, out, save_steps=None):
-    """Super-resolve one file; ``(seconds, 'WxH -> WxH')``."""
+def _one(runner, path, out, save_steps=None, notes=None):
+    """Super-resolve one file; ``(seconds, 'WxH -> WxH')``.
+
+    The SR image is written as a PNG in the input's form (:meth:`visionfw.imageio.Picture.
+    encode`): a grayscale file is run as RGB with three equal channels (what the networks
+    take) and written as one channel, the mean of the result's three channels; a 16-bit file
+    (gray or colour) is read and written with 16 bits (the networks work on float [0, 1]
+    either way); an alpha channel is resized by MATLAB-bicubic ``imresize``, as the bicubic
+    baseline is, and written with the result. Step images (``save_steps``) are 8-bit, gray
+    for a gray input; a 16-bit input adds a note about that to ``notes`` (a set).
+    """
     import numpy as np
 
-    from visionfw.imageio import ImageError, read_image, write_image
-    from visionfw.metrics import to_uint8
+    from visionfw.imageio import ImageError, read_picture, write_image
     from visionfw.resize import imresize
 
     try:
-        lr = read_image(path).astype(np.float32) / 255.0
+        picture = read_picture(path)
     except ImageError as exc:
         raise ValueError(str(exc)) from None
+    lr = picture.rgb
     t0 = time.perf_counter()
     bicubic = np.clip(np.asarray(imresize(lr, runner.scale), np.float32), 0, 1)
     result = runner(lr, bicubic, {})
     image = np.clip(result["sr"][1], 0, 1)
+    alpha = None
+    if picture.alpha is not None:
+        alpha = np.clip(np.asarray(imresize(picture.alpha, runner.scale), np.float32), 0, 1)
     stem = path.stem
-    write_image(pathlib.Path(out) / f"{stem}_x{runner.scale}.png", to_uint8(image))
+    write_image(pathlib.Path(out) / f"{stem}_x{runner.scale}.png", picture.encode(image, alpha))
     if "kernel" in result:
         from visionfw.degradation import kernel_picture
 
-        picture = kernel_picture(result["kernel"], zoom=8)
+        picture_of_kernel = kernel_picture(result["kernel"], zoom=8)
         write_image(pathlib.Path(out) / f"{stem}_kernel.png",
-                    np.repeat(picture[..., None], 3, axis=-1))
+                    np.repeat(picture_of_kernel[..., None], 3, axis=-1))
         np.save(pathlib.Path(out) / f"{stem}_kernel.npy", np.asarray(result["kernel"]))
     if save_steps and result.get("steps"):
         from visionfw.evaluate.pictures import save_steps as write_steps
 
-        write_steps(save_steps, None, None, stem, result["steps"], None)
+        steps = result["steps"]
+        if picture.gray:
+            steps = [dict(step, image=np.mean(step["image"], axis=-1, keepdims=True))
+                     for step in steps]
+        if picture.bits == 16 and notes is not None:
+            notes.add("note: the step images of --save-steps are written with 8 bits, the SR "
+                      "images of 16-bit inputs with 16")
+        write_steps(save_steps, None, None, stem, steps, None)
     h, w = lr.shape[:2]
-    return time.perf_counter() - t0, f"{w}x{h} -> {image.shape[1]}x{image.shape[0]}"
+    form = ", ".join(f for f, on in (("gray", picture.gray), ("16-bit", picture.bits == 16),
+                                     ("alpha", alpha is not None)) if on)
+    return (time.perf_counter() - t0,
+            f"{w}x{h} -> {image.shape[1]}x{image.shape[0]}" + (f" ({form})" if form else ""))

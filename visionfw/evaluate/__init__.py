@@ -102,6 +102,11 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
                                       f"{', '.join(str(v[0]) for v in variants)}")
             variants = chosen
         multiple = hr_multiple(degradation, scale)
+        for _, deg in variants:       # refused before any image runs, as training refuses it
+            try:
+                method.check_degradation(deg)
+            except VisionfwError as exc:
+                raise EvaluationError(f"--degradation {degradation}: {exc}") from None
     protocol = dict(PROTOCOL)
     protocol.update({"description": protocol_description(channel, scale), "channel": channel,
                      "degradation": "given LR images" if lr_dir else degradation, "seed": seed,
@@ -180,12 +185,63 @@ def _run(method, datasets, variants, name, results, lr_dir, multiple, scale, cha
             results.append(result)
 
 
+def make_lr(hr, deg, scale, name):
+    """The LR image the protocol makes of one ground truth, and the degradation's labels.
+
+    Args:
+        hr: the ground truth, ``uint8 (H, W, 3)``, already cropped to the protocol's multiple
+            (:func:`crop_to_multiple` with :func:`visionfw.degradation.hr_multiple`).
+        deg: the degradation of a protocol variant (:func:`visionfw.degradation.get_protocol`).
+        scale: the SR factor.
+        name: the image's name, the seed of any random part of the degradation.
+
+    Returns:
+        ``(lr, labels)``: float32 ``(h, w, 3)`` on [0, 1] (not rounded to 8 bits) and
+        ``{label: array}`` (the kernel, the noise level, ...).
+    """
+    # one float copy of the ground truth, freed as soon as the LR exists
+    lr, labels = deg.degrade(np.multiply(hr, 1 / 255.0, dtype=np.float32), scale, seed=name)
+    return np.asarray(lr, np.float32), {k: np.asarray(v) for k, v in labels.items()}
+
+
+def upscale_bicubic(lr, scale):
+    """The bicubic baseline of an LR image: MATLAB ``imresize``, clipped to [0, 1]."""
+    from visionfw.resize import imresize
+
+    bic = np.array(imresize(lr, scale), np.float32)
+    np.clip(bic, 0, 1, out=bic)
+    return bic
+
+
+def score_image(sr, hr, scale, is_gray=False, channel="y", colour=None):
+    """PSNR and SSIM of one output against its ground truth, by :mod:`visionfw.metrics`.
+
+    A grayscale ground truth (Set14 ``bridge``) is scored on its gray values. A Y-only output
+    (one channel) against it is scored through ``colour``, the colour image made of that Y
+    and bicubic's chroma, reduced to gray; a colour output by the mean of its channels.
+
+    Args:
+        sr: the output scored, float on [0, 1]: ``(H, W, 3)``, or ``(H, W, 1)`` for Y.
+        hr: the ground truth, ``uint8 (H, W, 3)`` (a grayscale one with equal channels).
+        scale: the SR factor (the border cropped).
+        is_gray: whether the ground truth's file is grayscale (``read_image(...,
+            return_gray=True)``, a :class:`Dataset` item's ``load()``).
+        channel: ``'y'``, ``'y-float'`` or ``'rgb'`` (:func:`visionfw.metrics.evaluate_pair`).
+        colour: for a Y-only ``sr``: the colour image it makes with bicubic's chroma.
+    """
+    from visionfw.metrics import evaluate_pair
+
+    if is_gray and np.ndim(sr) == 3 and np.shape(sr)[-1] == 1:
+        if colour is None:
+            raise EvaluationError("a Y-only output against a grayscale ground truth is scored "
+                                  "through its colour image; pass colour")
+        sr = colour
+    return evaluate_pair(sr, hr, scale, hr_is_gray=is_gray, channel=channel)
+
+
 def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir, multiple,
                scale, channel, save_dir, grid, log, save_steps=None):
     """Make the LR of one image, run the method, score it; the report row."""
-    from visionfw.metrics import evaluate_pair
-    from visionfw.resize import imresize
-
     hr, is_gray = load()
     if method.kind != "kernel":
         check_scorable(hr.shape, scale)            # named by the size of the file
@@ -196,11 +252,7 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
     if deg is None:
         lr = given_lr(lr_dir, image_name, hr.shape, scale)
     else:
-        # one float copy of the ground truth, freed as soon as the LR exists
-        lr, labels = deg.degrade(np.multiply(hr, 1 / 255.0, dtype=np.float32), scale,
-                                 seed=image_name)
-        lr = np.asarray(lr, np.float32)
-        labels = {k: np.asarray(v) for k, v in labels.items()}
+        lr, labels = make_lr(hr, deg, scale, image_name)
     if method.kind == "kernel":
         if "kernel" not in labels:
             raise EvaluationError(f"{dataset.name}/{image_name}: the degradation {deg} has no "
@@ -221,8 +273,7 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
         if log:
             log(f"{dataset.name} [{_lr_label(variant)}] {image_name}: kernel PSNR {kp:.2f} dB")
         return {"name": image_name, "kernel_psnr": kp, **sigmas}
-    bic = np.array(imresize(lr, scale), np.float32)
-    np.clip(bic, 0, 1, out=bic)
+    bic = upscale_bicubic(lr, scale)
     if bic.shape[:2] != hr.shape[:2]:
         raise EvaluationError(f"{dataset.name}/{image_name}: LR of {lr.shape[1]}x{lr.shape[0]} "
                               f"does not up-scale to the ground truth's {hr.shape[1]}x"
@@ -236,9 +287,8 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
     if scored.shape[:2] != hr_in.shape[:2]:
         raise EvaluationError(f"{dataset.name}/{image_name}: model output {scored.shape} does "
                               f"not match ground truth {hr_in.shape}")
-    sr_for_metric = method.crop(sr_rgb) if (is_gray and method.color == "y") else scored
-    p, s = evaluate_pair(sr_for_metric, hr_in, scale, hr_is_gray=is_gray, channel=channel)
-    bp, bs = evaluate_pair(bic_in, hr_in, scale, hr_is_gray=is_gray, channel=channel)
+    p, s = score_image(scored, hr_in, scale, is_gray, channel, colour=method.crop(sr_rgb))
+    bp, bs = score_image(bic_in, hr_in, scale, is_gray, channel)
     if save_dir is not None:
         save_outputs(save_dir, dataset.name, variant if len(variants) > 1 else None,
                      image_name, lr, bic, sr_rgb, hr, scale, grid, scores=(p, bp))
@@ -248,8 +298,7 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
     row = {"name": image_name, "psnr": p, "ssim": s, "bicubic_psnr": bp, "bicubic_ssim": bs}
 
     def score(image):
-        return evaluate_pair(np.clip(image, 0, 1), hr_in, scale, hr_is_gray=is_gray,
-                             channel=channel)
+        return score_image(np.clip(image, 0, 1), hr_in, scale, is_gray, channel)
 
     if "steps" in out:
         from visionfw.degradation import kernel_psnr

@@ -39,11 +39,10 @@ def rank_datasets(base, datasets, eval_datasets, json_path=None, threads=None, a
     Returns the report dict (also written to ``json_path`` when given).
     """
     from visionfw.train.distribute import start
-    from visionfw.data.images import load_images
     from visionfw.train.config import RUN_DEFINING, prepare_run_folder, read_settings, write_json
     from visionfw.train.run import (build_trainer, image_folder, preflight, resolve_recipe,
                                     resolve_model_and_scale)
-    from visionfw.train.validate import ValidationSet
+    from visionfw.train.validate import ValidationSet, validation_images
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     base = copy.deepcopy(base)
@@ -83,7 +82,7 @@ def rank_datasets(base, datasets, eval_datasets, json_path=None, threads=None, a
     strategy = start(base.strategy, base.cpu_devices, threads)
     eval_sets = []
     for label, folder in zip(eval_labels, eval_datasets):
-        images = load_images([image_folder(folder)])
+        images = validation_images([image_folder(folder)])     # as test.py reads them
         eval_sets.append(ValidationSet(images, base.scale, base.degradation, base.seed))
 
     psnr = np.zeros((len(eval_sets), len(runs)))
@@ -114,7 +113,8 @@ def rank_datasets(base, datasets, eval_datasets, json_path=None, threads=None, a
     bicubic = np.array([v.bicubic_psnr for v in eval_sets])
     gain = psnr - bicubic[:, None]
     report = {
-        "protocol": {"metric": "mean PSNR gain over bicubic (dB), Y channel, "
+        "protocol": {"metric": "mean PSNR gain over bicubic (dB), test.py's protocol: Y "
+                               "channel (grayscale images on their gray values), "
                                f"{base.scale}-pixel border", "scale": base.scale,
                      "model": model[1] or base.model, "hparams": model[2],
                      "steps": base.steps, "batch_size": base.batch_size,

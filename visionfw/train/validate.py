@@ -1,30 +1,28 @@
 """Validation during training: PSNR/SSIM of the model and of bicubic on held-out images.
 
-The protocol is ``test.py``'s (:func:`visionfw.evaluate.evaluate`), so the numbers in
-``val.csv`` are the numbers ``test.py`` prints for the same weights: the HR image is cropped
-to a multiple of the scale, the LR image is made by the run's degradation protocol with the
-image's name as its seed (for ``bicubic``: MATLAB's ``imresize``, kept in float), bicubic is
-``imresize`` of that LR, and both are scored by :func:`visionfw.metrics.evaluate_pair` (Y,
-``scale`` pixels of border cropped). LR images and bicubic scores are computed once.
+The images, LR inputs and scores are ``test.py``'s own (:mod:`visionfw.evaluate`), so the
+numbers in ``val.csv`` are the numbers ``test.py`` prints for the same weights: folders are
+read as :class:`~visionfw.evaluate.Dataset` objects (a grayscale file, Set14's ``bridge``, is
+known to be one), the HR image is cropped to a multiple of the scale, the LR image is made by
+the run's degradation protocol (its first variant) with the image's name as its seed
+(:func:`~visionfw.evaluate.make_lr`; for ``bicubic``: MATLAB's ``imresize``, kept in float),
+bicubic is :func:`~visionfw.evaluate.upscale_bicubic` of that LR, and both are scored by
+:func:`~visionfw.evaluate.score_image` (Y, ``scale`` pixels of border cropped, a grayscale
+ground truth on its gray values). LR images and bicubic scores are computed once.
 """
 import numpy as np
 
 
-def make_lr(hr, scale, degradation="bicubic", seed=0, name="image", with_labels=False):
-    """``(hr_cropped, lr)``: the ground truth cropped as the protocol wants and its float LR;
-    with ``with_labels``, ``(hr_cropped, lr, labels)`` with the degradation's labels (the
-    kernel, the noise level on the 0-255 scale, ...)."""
-    from visionfw.degradation import get_protocol, hr_multiple
+def validation_images(folders):
+    """The validation images of image folders as test.py reads them: one
+    :class:`~visionfw.evaluate.Dataset` per folder (for :class:`ValidationSet`)."""
+    from visionfw.data import DataError
+    from visionfw.evaluate import Dataset, EvaluationError
 
-    multiple = hr_multiple(degradation, scale)
-    h, w = hr.shape[:2]
-    hr = hr[: h - h % multiple, : w - w % multiple]
-    _, deg = get_protocol(degradation, scale, seed=seed)[0]
-    lr, labels = deg.degrade(hr.astype(np.float32) / 255.0, scale, seed=str(name))
-    lr = np.asarray(lr, np.float32)
-    if not with_labels:
-        return hr, lr
-    return hr, lr, batch_labels(labels, scale)
+    try:
+        return [Dataset.from_folder(folder) for folder in folders]
+    except EvaluationError as exc:
+        raise DataError(str(exc)) from None
 
 
 def batch_labels(labels, scale):
@@ -36,38 +34,66 @@ def batch_labels(labels, scale):
     return out
 
 
+def _items(images):
+    """``(name, load)`` pairs, ``load() -> (uint8 HxWx3, is_gray)``, of what ValidationSet
+    is given: :class:`~visionfw.evaluate.Dataset` objects, or ``(name, array)`` colour images."""
+    from visionfw.evaluate import Dataset
+
+    if isinstance(images, Dataset):
+        images = [images]
+    images = list(images)
+    if images and all(isinstance(d, Dataset) for d in images):
+        return [item for d in images for item in d.items]
+    return Dataset.from_arrays("validation", images).items
+
+
 class ValidationSet:
     """Held-out images with their LR inputs and bicubic scores, computed once.
 
     Args:
-        images: ``[(name, uint8 HxWx3), ...]``.
+        images: :class:`~visionfw.evaluate.Dataset` objects (:func:`validation_images` of
+            folders: a grayscale file is scored as test.py scores it), or ``[(name, uint8
+            HxWx3), ...]`` colour images.
         scale: the SR factor.
         degradation: the run's degradation (protocol name or spec).
         seed: the protocol seed (the run's seed).
     """
 
     def __init__(self, images, scale, degradation="bicubic", seed=0):
-        from visionfw.metrics import evaluate_pair
-        from visionfw.resize import imresize
-
+        from visionfw.data import DataError
         from visionfw.data.images import warn
-        from visionfw.evaluate import TooSmall, check_scorable
+        from visionfw.degradation import get_protocol, hr_multiple
+        from visionfw.evaluate import (TooSmall, check_scorable, crop_to_multiple, make_lr,
+                                       score_image, upscale_bicubic)
+        from visionfw.imageio import ImageError
 
         self.scale = int(scale)
+        multiple = hr_multiple(degradation, scale)
+        _, deg = get_protocol(degradation, scale, seed=seed)[0]
+        items = _items(images)
         self.items = []
-        for name, image in images:
+        unreadable = 0
+        for name, load in items:
             try:
+                image, is_gray = load()
                 check_scorable(image.shape, scale)            # before any work on it
-                hr, lr, labels = make_lr(image, scale, degradation, seed, name,
-                                         with_labels=True)
+                hr = crop_to_multiple(image, multiple)
                 check_scorable(hr.shape, scale)               # cropped to the protocol
+            except ImageError as exc:
+                warn(f"skipping {exc}")
+                unreadable += 1
+                continue
             except TooSmall as exc:
                 warn(f"validation image {name}: {exc}; left out")
                 continue
-            bicubic = np.clip(np.asarray(imresize(lr, scale=float(scale)), np.float32), 0, 1)
-            p, s = evaluate_pair(bicubic, hr, scale)
-            self.items.append({"name": name, "hr": hr, "lr": lr, "labels": labels,
-                               "bicubic": bicubic, "bicubic_psnr": p, "bicubic_ssim": s})
+            lr, labels = make_lr(hr, deg, scale, str(name))
+            bicubic = upscale_bicubic(lr, scale)
+            p, s = score_image(bicubic, hr, scale, is_gray)
+            self.items.append({"name": name, "hr": hr, "is_gray": is_gray, "lr": lr,
+                               "labels": batch_labels(labels, scale), "bicubic": bicubic,
+                               "bicubic_psnr": p, "bicubic_ssim": s})
+        if items and unreadable == len(items):
+            raise DataError("no readable validation image")
         self.bicubic_psnr = (float(np.mean([i["bicubic_psnr"] for i in self.items]))
                              if self.items else None)
         self.bicubic_ssim = (float(np.mean([i["bicubic_ssim"] for i in self.items]))
@@ -81,10 +107,11 @@ class ValidationSet:
         if not crop:
             return item["bicubic_psnr"], item["bicubic_ssim"]
         if crop not in item.setdefault("cropped", {}):
-            from visionfw.metrics import evaluate_pair
+            from visionfw.evaluate import score_image
 
-            item["cropped"][crop] = evaluate_pair(_crop(item["bicubic"], crop),
-                                                  _crop(item["hr"], crop), self.scale)
+            item["cropped"][crop] = score_image(_crop(item["bicubic"], crop),
+                                                _crop(item["hr"], crop), self.scale,
+                                                item["is_gray"])
         return item["cropped"][crop]
 
     def evaluate(self, predict, crop=0):
@@ -100,9 +127,10 @@ class ValidationSet:
 
         ``crop``: the output of a model that shrinks (SRCNN's valid convolutions) is smaller
         than HR by this many pixels; HR and bicubic are cropped to it as test.py crops them.
-        A one-channel SR is a Y-only model's Y and is scored on Y, as test.py scores it.
+        A one-channel SR is a Y-only model's Y and is scored on Y, as test.py scores it (and
+        against a grayscale image through its colour image with bicubic's chroma).
         """
-        from visionfw.metrics import evaluate_pair
+        from visionfw.evaluate import score_image
 
         rows = []
         self.preview = None
@@ -111,8 +139,14 @@ class ValidationSet:
             inputs.update({k: np.asarray(v)[None] for k, v in item["labels"].items()})
             out = predict(inputs)
             sr, extra = out if isinstance(out, tuple) else (out, {})
-            sr = np.clip(np.asarray(sr)[0], 0.0, 1.0)
-            p, s = evaluate_pair(sr, _crop(item["hr"], crop), self.scale)
+            raw = np.asarray(sr, np.float32)[0]
+            sr = np.clip(raw, 0.0, 1.0)
+            # a Y-only output against a gray image: its colour image (made before the clip,
+            # as test.py's is)
+            colour = (_crop(_as_picture(raw, item["bicubic"], crop), crop)
+                      if item["is_gray"] and sr.shape[-1] == 1 else None)
+            p, s = score_image(sr, _crop(item["hr"], crop), self.scale, item["is_gray"],
+                               colour=colour)
             bp, bs = self._bicubic_scores(item, crop)
             row = {"name": item["name"], "psnr": p, "ssim": s,
                    "bicubic_psnr": bp, "bicubic_ssim": bs}
