@@ -84,7 +84,8 @@ class Accepts:
         """Raise ``error`` in one line if :meth:`problems` finds any."""
         wrong = self.problems(degradation, scale, ensemble)
         if wrong:
-            reason = f" ({self.why})" if self.why else ""
+            modelled = self.problems(degradation, None, ensemble)   # the why is about these
+            reason = f" ({self.why})" if self.why and modelled else ""
             raise error(f"{who} cannot honour {'; '.join(wrong)}{reason}")
 
 
