@@ -95,8 +95,10 @@ def _steps_table(dataset, scale, results):
     for i, step in enumerate(results[0]["steps"]):
         entries = [r["steps"][i] for r in results]
         label = step["label"] + (" (predictor only)" if i == 0 else "")
+        code, kp = mean("code_error", entries), mean("kernel_psnr", entries)
         lines.append(f"{label:<44} {mean('psnr', entries):7.2f} {mean('ssim', entries):7.4f} "
-                     f"{mean('code_error', entries):10.2e} {mean('kernel_psnr', entries):11.2f}")
+                     + (f"{code:10.2e}" if np.isfinite(code) else f"{'-':>10}") + " "
+                     + (f"{kp:11.2f}" if np.isfinite(kp) else f"{'-':>11}"))
     lines.append(f"{'last step':<44} {mean('psnr'):7.2f} {mean('ssim'):7.4f}")
     lines.append(f"{'oracle: best step per image, by ground truth':<44} "
                  f"{mean('oracle_psnr'):7.2f} {mean('oracle_ssim'):7.4f}")
