@@ -33,9 +33,7 @@ def load_for_test(model, weights, params, scale, insist=False):
             from visionfw.cli.common import parse_params
 
             hp = parse_params(params)
-        takes_scale = (spec.get("dict", {}).get("meta") or {}).get("scales") == "input"
-        if scale is not None and spec.get("model") and "scale" in spec.get("hparams", {}) \
-                and not takes_scale:      # a network that takes the scale keeps its own file
+        if scale is not None and spec.get("model") and "scale" in spec.get("hparams", {}):
             if int(spec["hparams"]["scale"]) != scale:
                 hp["scale"] = scale
         try:
