@@ -17,14 +17,14 @@ HR = HR8.astype(np.float32) / 255
 
 
 def test_names_and_simple_protocols():
-    assert protocol_names() == ["aniso", "bicubic", "gaussian8", "usrnet12"]
+    assert protocol_names() == ["aniso", "aniso-direct", "bicubic", "gaussian8", "usrnet12"]
     [(name, deg)] = get_protocol("bicubic", 4)
     assert name == "bicubic" and deg.spec == "bicubic"
     lr = deg(HR, 4, seed=0)
     np.testing.assert_array_equal(lr, ops.downsample_bicubic(HR, 4))  # float LR, not rounded
     [(name, deg)] = get_protocol("gaussian(sigma=1.5)+direct", 2)
     assert name == deg.spec and deg.kernel.shape == (21, 21)
-    with pytest.raises(DegradationError, match="named protocols: aniso, bicubic, gaussian8, usrnet12"):
+    with pytest.raises(DegradationError, match="named protocols: aniso, aniso-direct, bicubic, gaussian8, usrnet12"):
         get_protocol("gaussian9", 4)
     assert hr_multiple("gaussian8", 3) == 3 and hr_multiple("usrnet12", 3) == 24
 

@@ -30,7 +30,7 @@ IKC_PCA = DATA / "kernels" / "PCA_IKC_DAN" / "IKC_pca_matrix.npy"
 CIRC = "gaussian(sigma=1.2,padding=circular)+direct"      # what USRNet's data step models
 BLUR = "gaussian(sigma=1.2)+bicubic"                       # IKC's kind of degradation
 IKC_TRAIN = "gaussian(sigma=0.2~2,size=21)+bicubic"        # recipes sftmd/ikc at x2
-USRNET_TRAIN = "randomblur(size=25,padding=circular)+direct+noise(0~25,clip=false)"
+USRNET_TRAIN = "randomblur(size=25,padding=circular)+direct+noise(0~25,clip=false,zero=0.125)"
 
 RESULTS = {}    # case name -> (outcome, first stderr line); outcomes: error ok traceback wrong
 

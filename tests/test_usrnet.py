@@ -99,7 +99,7 @@ def test_the_recipe_checks_its_degradation_and_trains(tmp_path):
                          patch_size=30, batch_size=2, degradation="bicubic", scales=[2, 3])
     spec = apply_recipe_degradation(config)
     assert spec.startswith("randomblur(size=25") and "padding=circular" in spec
-    assert "+direct+" in spec and "noise(0~25,clip=false)" in spec
+    assert "+direct+" in spec and "noise(0~25,clip=false,zero=0.125)" in spec
     trainer = make_trainer(config)
     assert trainer.recipe.name == "usrnet"
     before = [np.array(w) for w in trainer.recipe.main_network().weights]

@@ -233,7 +233,9 @@ def main(ctx, model, weights, method_params, datasets, data_root, params, scale,
         if params:
             raise HyperparameterError("--param applies to a MODEL; a method's networks are "
                                       "rebuilt from their weights files")
-        if not roles:
+        from visionfw.methods.base import get_method
+
+        if not roles and get_method(method_name).roles:
             raise HyperparameterError(f"method {method_name} needs its networks: --weights "
                                       "ROLE=FILE (or a train.py run folder)")
         runner = method_from_roles(method_name, roles, options, scale, **common)

@@ -12,6 +12,8 @@ which one they use; :func:`kernel_psnr` defaults to the first.
 Kernels of different sizes are compared after centring both on a common grid: the smaller
 one is zero-padded so that the two origins (tap ``size // 2``) coincide.
 """
+import functools
+
 import numpy as np
 
 from visionfw.degradation import DegradationError
@@ -164,3 +166,38 @@ def fit_isotropic_sigma(kernel, low=0.1, high=6.0, step=0.005):
     bank = gaussian_kernel_stack(k.shape[0], sigmas, sigmas, np.zeros_like(sigmas))
     errors = ((bank - k[None]) ** 2).sum(axis=(1, 2))
     return float(sigmas[int(np.argmin(errors))])
+
+
+def mean_training_kernel(spec, n=10000, seed=0):
+    """The mean kernel of a degradation spec's blur: the average of ``n`` kernels its blur op
+    draws from ``seed`` -- the estimate of a kernel estimator that has learnt nothing but the
+    training distribution (the baseline KENet and the IKC Predictor are ranked against).
+    A fixed blur gives its own kernel; a spec that blurs nothing is a one-line error."""
+    return _mean_training_kernel(str(spec), int(n), int(seed)).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _mean_training_kernel(spec, n, seed):
+    total = None
+    for k in training_kernels(spec, n, seed):
+        total = k.sum(axis=0) if total is None else total + k.sum(axis=0)
+    mean = total / n
+    return mean / mean.sum()
+
+
+def training_kernels(spec, n, seed=0, chunk=1000):
+    """``n`` kernels a spec's blur op draws from ``seed``, in float64 chunks of ``chunk``
+    (a generator); a spec that blurs nothing is a one-line error."""
+    import tensorflow as tf
+
+    from visionfw.degradation.spec import parse_degradation
+
+    op = parse_degradation(spec).blur_op
+    if op is None:
+        raise DegradationError(f"{spec!r} blurs nothing: it draws no kernels")
+    drawn = 0
+    while drawn < n:
+        size = min(chunk, n - drawn)
+        s = tf.constant([seed, drawn], tf.int64)
+        yield np.asarray(op.kernels(tf.constant(size), s), np.float64)
+        drawn += size

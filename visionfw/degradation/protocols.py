@@ -10,9 +10,14 @@ to a multiple of :func:`hr_multiple`. The protocols (details in ``docs/degradati
   reflect padding, then bicubic down-sampling, rounded to 8 bits (DAN's
   ``generate_mod_blur_LR_bic.py``: ``BatchBlur`` reflect-pads by 10 and correlates, then
   MATLAB-style ``imresize``, then ``tensor2img`` rounds).
-- ``aniso``: KENet's random anisotropic setting: 21x21 Gaussians with sigma1, sigma2 uniform
-  in [0.2, 4.0] and theta uniform in [0, pi], one kernel per image, drawn from the protocol
-  seed and the image's seed (its name or index); reflect padding, bicubic, 8 bits.
+- ``aniso``: KENet's random anisotropic setting: Gaussians with sigma1, sigma2 uniform in
+  [0.2, 4.0] and theta uniform in [0, pi], one kernel per image, drawn from the protocol
+  seed and the image's seed (its name or index); reflect padding, bicubic, 8 bits. The
+  kernels are KENet's size for the scale (:func:`aniso_kernel_size`: 11x11 at x2, 21x21
+  otherwise); the variant's spec, in every report, names it.
+- ``aniso-direct``: the same kernels (the same draw per image) with USRNet's degradation
+  model: circular blur, direct down-sampling keeping pixel 0 of each block, 8 bits -- the
+  protocol a kernel estimator + USRNet pipeline is scored on (USRNet refuses bicubic).
 - ``usrnet12``: USRNet's Table 1: its 12 kernels x noise 0, 2.55, 7.65 (0-255 scale), circular
   blur, direct down-sampling keeping pixel 0 of each block, as ``main_test_table1.py`` does
   (``ndimage.convolve(..., mode='wrap')`` on the uint8 image, which truncates to uint8, then
@@ -32,6 +37,7 @@ GAUSSIAN8_RANGES = {2: (0.80, 1.60), 3: (1.35, 2.40), 4: (1.80, 3.20)}
 USRNET_NOISE = (0.0, 2.55, 7.65)
 ANISO_SIGMA = (0.2, 4.0)
 KERNEL_SIZE = 21
+ANISO_SIZE = {2: 11}             # KENet's kernel side per scale; KERNEL_SIZE otherwise
 
 _PROTOCOLS = Registry("protocol", error=DegradationError)
 
@@ -52,7 +58,8 @@ def get_protocol(name_or_spec, scale, seed=0, kernels_path=None):
     """The variants of a protocol: a list of ``(variant_name, Degradation)``.
 
     Args:
-        name_or_spec: ``'bicubic'``, ``'gaussian8'``, ``'aniso'``, ``'usrnet12'``, or a spec.
+        name_or_spec: ``'bicubic'``, ``'gaussian8'``, ``'aniso'``, ``'aniso-direct'``,
+            ``'usrnet12'``, or a spec.
         scale: the SR factor.
         seed: protocol seed; folded into every variant's per-call seed (see
             :class:`~visionfw.degradation.spec.Degradation`), so a (seed, image name) pair
@@ -104,12 +111,28 @@ def _gaussian8(scale, seed):
     return variants
 
 
+def aniso_kernel_size(scale):
+    """KENet's kernel side at ``scale``: 11 at x2, 21 otherwise."""
+    return ANISO_SIZE.get(int(scale), KERNEL_SIZE)
+
+
+def aniso_blur(scale, padding="reflect"):
+    """The ``aniso`` protocol's blur op as a spec (KENet's training blurs, at its size)."""
+    lo, hi = ANISO_SIGMA
+    return (f"gaussian(sigma1={lo}~{hi},sigma2={lo}~{hi},theta=0.0~{spec_literal(math.pi)},"
+            f"size={aniso_kernel_size(scale)},padding={padding})")
+
+
 @_protocol("aniso")
 def _aniso(scale, seed):
-    lo, hi = ANISO_SIGMA
-    spec = (f"gaussian(sigma1={lo}~{hi},sigma2={lo}~{hi},theta=0.0~{spec_literal(math.pi)},"
-            f"size={KERNEL_SIZE},padding=reflect)+bicubic+quantize")
+    spec = aniso_blur(scale) + "+bicubic+quantize"
     return [("aniso", parse_degradation(spec, base_seed=seed))]
+
+
+@_protocol("aniso-direct")
+def _aniso_direct(scale, seed):
+    spec = aniso_blur(scale, "circular") + "+direct(offset=0)+quantize"
+    return [("aniso-direct", parse_degradation(spec, base_seed=seed))]
 
 
 @_protocol("usrnet12")

@@ -178,6 +178,8 @@ def _run(method, datasets, variants, name, results, lr_dir, multiple, scale, cha
                 result["also"] = {label: {k: float(np.mean([r["also"][label][k] for r in rows]))
                                           for k in ("psnr", "ssim")}
                                   for label in rows[0]["also"]}
+            if method.kind != "kernel" and rows and "kernel_psnr" in rows[0]:
+                result["kernel_psnr"] = _mean(rows, "kernel_psnr")
             if rows and "true_kernel_psnr" in rows[0]:
                 result["true_kernel_psnr"] = _mean(rows, "true_kernel_psnr")
                 result["true_kernel_ssim"] = _mean(rows, "true_kernel_ssim")
@@ -320,6 +322,17 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
         best = int(np.argmax([e["psnr"] for e in row["steps"]]))
         row.update(oracle_step=best, oracle_psnr=row["steps"][best]["psnr"],
                    oracle_ssim=row["steps"][best]["ssim"])
+    if "kernel" in out and "steps" not in out and "kernel" in labels:
+        # a pipeline that estimates one kernel (an estimator + USRNet): the estimate's score
+        from visionfw.degradation import kernel_psnr
+
+        row["kernel_psnr"] = float(kernel_psnr(out["kernel"], labels["kernel"]))
+    if "kernel" in out and "steps" not in out and save_steps is not None:
+        from visionfw.evaluate.pictures import save_steps as write_steps
+
+        write_steps(save_steps, dataset.name, variant if len(variants) > 1 else None,
+                    image_name, [{"image": sr_rgb, "kernel": out["kernel"]}],
+                    labels.get("kernel"))
     if "upper" in out:
         row["true_kernel_psnr"], row["true_kernel_ssim"] = score(out["upper"][0])
     if "also" in out:            # rows the method computes beside its result (ablations)

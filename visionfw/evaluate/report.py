@@ -21,7 +21,7 @@ def format_report(report, per_image=False):
         if not scored:
             lines += ["", f"{dataset} x{scale} — {results[0]['model']}: no image could be "
                           "scored"]
-        elif "kernel_psnr" in scored[0]:
+        elif "kernel_psnr" in scored[0] and scored[0].get("psnr") is None:
             lines += _kernel_table(dataset, scale, scored, per_image)
         elif "steps" in scored[0]:
             lines += _steps_table(dataset, scale, scored)
@@ -77,6 +77,9 @@ def _image_table(dataset, scale, results, per_image):
         values = [r["also"][label] for r in results if label in r.get("also", {})]
         lines.append(f"{label[:24]:<24} {np.mean([v['psnr'] for v in values]):7.2f} "
                      f"{np.mean([v['ssim'] for v in values]):7.4f}")
+    kernel = [r["kernel_psnr"] for r in results if r.get("kernel_psnr") is not None]
+    if kernel and results[0].get("psnr") is not None:     # a pipeline's estimated kernel
+        lines.append(f"estimated kernel: mean kernel PSNR {np.mean(kernel):.2f} dB")
     return lines
 
 

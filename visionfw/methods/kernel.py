@@ -86,3 +86,54 @@ def code_pca(model, given=""):
         raise MethodError(f"model {model.name!r} predicts {code_len}-long codes but the PCA "
                           f"{given or '(its own)'} has {pca.n_components} components")
     return pca
+
+
+@register_method("mean-kernel", aliases=("mean",))
+class MeanKernelMethod(Method):
+    """The baseline kernel estimator: whatever the image, the mean kernel of a training
+    degradation (:func:`visionfw.degradation.metrics.mean_training_kernel`, 10000 draws of
+    its blur op, seed 0). No network; ``--scale`` is required. ``--method-param
+    training=SPEC`` names the degradation (default: KENet's training blurs at the scale,
+    :func:`visionfw.recipes.kenet.kernel_degradation`, the ``aniso`` protocol's)."""
+
+    kind = "kernel"
+    roles = ()
+    labels = ("kernel",)
+    params = (Hyperparameter("training", str, "", "the training degradation whose mean kernel "
+                             "is the answer (default: KENet's at the scale)"),
+              Hyperparameter("samples", int, 10000, "kernels averaged"))
+
+    def _scale(self, scale):
+        if scale is None:
+            raise MethodError("mean-kernel has no network to take the scale from: pass --scale")
+        return int(scale)
+
+    def check(self):
+        from visionfw.degradation import DegradationError
+        from visionfw.degradation.metrics import mean_training_kernel
+
+        if self.tile or self.ensemble:
+            raise MethodError("mean-kernel: --tile and --self-ensemble change nothing for a "
+                              "fixed answer; leave them out")
+        if self.options["samples"] < 1:
+            raise MethodError("mean-kernel: --samples must be at least 1")
+        self.training = self.options["training"] or default_training(self.scale)
+        try:
+            self.kernel = mean_training_kernel(self.training, self.options["samples"])
+        except DegradationError as exc:
+            raise MethodError(f"mean-kernel --training: {exc}") from None
+
+    def __call__(self, lr, bicubic, labels):
+        return {"kernel": self.kernel.astype(np.float32)}
+
+    def protocol(self):
+        out = super().protocol()
+        out.update(training=self.training, samples=self.options["samples"])
+        return out
+
+
+def default_training(scale):
+    """KENet's training degradation at ``scale`` (the ``aniso`` protocol's blurs)."""
+    from visionfw.recipes.kenet import kernel_degradation
+
+    return kernel_degradation(scale)

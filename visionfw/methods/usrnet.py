@@ -5,6 +5,7 @@ import numpy as np
 
 from visionfw.conditioning import spec_dict
 from visionfw.methods.base import MethodError, register_method
+from visionfw.params import Hyperparameter
 from visionfw.methods.nonblind import NonBlindMethod
 
 
@@ -100,3 +101,111 @@ class USRNetMethod(NonBlindMethod):
         out["kernel"] = "estimated" if self.estimator is not None else "true"
         return out
 
+
+
+@register_method("kenet+usrnet", aliases=("estimator+usrnet",))
+class EstimatorUSRNetMethod(USRNetMethod):
+    """A blind pipeline: a kernel estimator (role ``estimator``: KENet, or any network with
+    ``meta['output']`` ``'kernel'``/``'kernel_code'``) reads the kernel off the LR image and
+    USRNet (role ``model``) restores with it. Two more rows come from the same USRNet: fed
+    the mean training kernel (the estimator that learnt nothing but the training
+    distribution) and the true kernel (the upper bound), when the degradation records it
+    (``test.py`` on generated LR images; not ``sr`` or ``--lr-dir``).
+
+    The estimate is handed to USRNet as it is when its side is odd: USRNet's data step
+    centres a kernel on tap ``size // 2``, as KENet and the degradation library do, so a
+    smaller kernel is the same blur as one zero-padded about that tap. An even side has no
+    centre tap and is refused. The report records the estimate's size and this convention.
+    """
+
+    roles = ("model", "estimator")
+    optional_roles = ()
+    params = (Hyperparameter("training", str, "", "the training degradation whose mean kernel "
+                             "fills the mean-kernel row (default: KENet's at the scale, the "
+                             "estimator's kernel size)"),)
+
+    def check(self):
+        from visionfw.methods.base import model_meta
+
+        restorer, estimator = self.networks["model"], self.networks["estimator"]
+        if model_meta(restorer).get("output", "image") != "image":
+            raise MethodError(f"--weights model={restorer.name}: that is a kernel estimator; "
+                              "the model role is the restorer (USRNet), the estimator role "
+                              "the kernel estimator: --weights model=USRNET "
+                              "--weights estimator=KENET")
+        meta = model_meta(estimator)
+        if meta.get("output") not in ("kernel", "kernel_code"):
+            raise MethodError(f"--weights estimator={estimator.name}: it predicts "
+                              f"{meta.get('output', 'image')}s, not kernels")
+        trained = meta.get("scale")
+        if trained is not None and int(trained) != self.scale:
+            raise MethodError(f"--weights estimator={estimator.name} estimates the kernels of "
+                              f"x{trained} LR images, not x{self.scale}: give an estimator "
+                              f"trained at x{self.scale}")
+        super().check()
+        self.labels = ()                    # blind; the true-kernel row only where known
+        side = self._estimate_side(estimator)
+        if side is not None and side % 2 == 0:
+            raise MethodError(f"--weights estimator={estimator.name} estimates {side}x{side} "
+                              "kernels; USRNet centres a kernel on tap size // 2, which an "
+                              "even size does not have: use an odd kernel size")
+        self.side = side
+        self._mean = None
+
+    @staticmethod
+    def _estimate_side(estimator):
+        from visionfw.kernel_codes import CodeError, pca_of
+        from visionfw.methods.base import model_meta
+
+        meta = model_meta(estimator)
+        if meta.get("output") == "kernel_code":
+            try:
+                return pca_of(meta).kernel_size
+            except CodeError:
+                return None
+        shape = estimator.outputs[0].shape
+        return int(shape[-1]) if shape[-1] is not None else None
+
+    def mean_kernel(self, size):
+        from visionfw.degradation import DegradationError
+        from visionfw.degradation.metrics import mean_training_kernel
+        from visionfw.recipes.kenet import kernel_degradation
+
+        if self._mean is None:
+            self.training = self.options["training"] or kernel_degradation(self.scale, size)
+            try:
+                self._mean = mean_training_kernel(self.training).astype(np.float32)
+            except DegradationError as exc:
+                raise MethodError(f"kenet+usrnet --training: {exc}") from None
+        return self._mean
+
+    def restore(self, lr, labels, kernel):
+        kh, kw = kernel.shape
+        h, w = lr.shape[0] * self.scale, lr.shape[1] * self.scale
+        if self.tile:
+            h = w = min(self.tile * self.scale, h, w)
+        if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+            raise MethodError(f"a {kw}x{kh} kernel has no centre tap; USRNet takes odd sizes")
+        if kh > h or kw > w:
+            raise MethodError(f"the {kw}x{kh} kernel is larger than the {w}x{h} SR image; the "
+                              "data step needs a kernel no larger than the image")
+        return self.run_with(self.predict, lr, dict(labels, kernel=kernel))
+
+    def __call__(self, lr, bicubic, labels):
+        estimate = self.kernel_for(lr, labels)
+        sr = self.restore(lr, labels, estimate)
+        out = {"sr": (sr, sr), "kernel": estimate}
+        if "kernel" in labels:              # scored against ground truth: the two baselines
+            also = {"USRNet + mean kernel": self.restore(lr, labels,
+                                                         self.mean_kernel(estimate.shape[0])),
+                    "USRNet + true kernel": self.restore(
+                        lr, labels, np.asarray(labels["kernel"], np.float32))}
+            out["also"] = {k: (v, v) for k, v in also.items()}
+        return out
+
+    def protocol(self):
+        out = super().protocol()
+        out.update(kernel="estimated", estimated_kernel_size=self.side,
+                   kernel_centre="tap size // 2 (USRNet's); odd sizes fed as they are",
+                   mean_kernel_training=getattr(self, "training", None))
+        return out

@@ -64,6 +64,8 @@ class Recipe:
     - ``model``: the model ``train.py RECIPE`` trains when the recipe is named in its place.
     - ``val_metrics``: measures ``predict`` returns beside the SR image (columns of
       ``val.csv``).
+    - ``best_by``: the validation measure ``best.weights.h5`` maximises (``'psnr'``; a kernel
+      estimator's recipe: ``'kernel_psnr'``, one of its ``val_metrics``).
     - ``score_crop``: pixels by which ``predict``'s image is smaller than HR (a network of
       valid convolutions); validation crops HR and bicubic alike.
 
@@ -86,6 +88,7 @@ class Recipe:
     test_weights = {"model": "best.weights.h5"}
     model = None
     val_metrics = ()
+    best_by = "psnr"
 
     def __init__(self, config, model_dict, model_name=None, hparams=None, schedule=1e-4,
                  options=None):
@@ -114,6 +117,12 @@ class Recipe:
         """Refuse settings this recipe cannot train with (files it reads that do not fit the
         run, ...) with a one-line :class:`TrainError`. Called before the run folder is made
         or TensorFlow starts, with ``config.scale`` and the typed ``config.recipe_params``."""
+
+    @classmethod
+    def check_model(cls, config, model_dict):
+        """Refuse a network this recipe cannot train with these settings (a kernel estimator
+        whose kernel size is not the degradation's), like :meth:`check_run`: one line, before
+        the run folder is made."""
 
     @classmethod
     def default_degradation(cls, scale):

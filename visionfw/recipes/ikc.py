@@ -8,6 +8,7 @@ LR and the current code (no gradient), the Corrector takes one step on the MSE b
 corrected code and the true one, and its (pre-update) output becomes the current code. Nothing
 back-propagates across steps, into the Predictor from the Corrector, or into SFTMD.
 """
+import numpy as np
 import tensorflow as tf
 
 from visionfw.kernel_codes import encode, pca_of, with_pca
@@ -244,16 +245,47 @@ class IKCRecipe(Recipe):
 
 @register_recipe("ikc-predictor")
 class PredictorRecipe(IKCRecipe):
-    """IKC's Predictor alone: MSE between its code and the true kernel's code, in the PCA of
-    the SFTMD it will serve (``--sftmd FILE``), which also gives the validation PSNR (SFTMD
-    on the Predictor's code: the loop's step 0)."""
+    """IKC's Predictor alone: MSE between its code and the true kernel's code.
 
-    params = (Hyperparameter("sftmd", str, "", "the trained SFTMD weights (train.py sftmd)"),)
+    With ``--sftmd FILE`` the codes are in the PCA of the SFTMD the Predictor will serve, and
+    validation scores SFTMD on the Predictor's code (the loop's step 0). Without an SFTMD,
+    ``--pca fit`` fits the PCA on 30000 kernels of the run's own degradation (codes taken
+    without the mean, as IKC's; the mean kept for decoding) or ``--pca FILE`` reads one, and
+    validation is in kernel space: the decoded estimate's kernel PSNR, the measure
+    ``best.weights.h5`` keeps the best of (a kernel estimator ranked beside KENet)."""
+
+    params = (Hyperparameter("sftmd", str, "", "the trained SFTMD weights (train.py sftmd)"),
+              Hyperparameter("pca", str, "", "without --sftmd: 'fit' (fitted on the run's "
+                             "training kernels) or a PCA file"))
     main = "predictor"
     ema = ("predictor",)
     saved = ()
     test_weights = {"model": "best.weights.h5"}     # test.py kernel-estimator --weights RUN
     val_metrics = ("code_error",)
+
+    @classmethod
+    def check_run(cls, config):
+        o = config.recipe_params
+        if o.get("sftmd") and o.get("pca"):
+            raise TrainError("--sftmd and --pca: the Predictor codes kernels in the SFTMD's "
+                             "PCA; give one of them")
+        if o.get("sftmd") or not o.get("pca"):
+            check_sftmd(o.get("sftmd"), config.scale)
+        elif o["pca"] != "fit":
+            from visionfw.degradation import DegradationError, load_pca
+
+            try:
+                pca = load_pca(o["pca"])
+            except DegradationError as exc:
+                raise TrainError(f"--pca {exc}") from None
+            from visionfw.recipes.kenet import training_kernel_size
+
+            drawn = training_kernel_size(config.degradation)
+            if drawn != pca.kernel_size:
+                raise TrainError(f"--pca {o['pca']} codes {pca.kernel_size}x"
+                                 f"{pca.kernel_size} kernels but the degradation draws "
+                                 f"{drawn}x{drawn} ones: give --degradation with "
+                                 f"size={pca.kernel_size}, or --pca fit")
 
     def build(self):
         from visionfw.checkpoint import save_model
@@ -263,17 +295,45 @@ class PredictorRecipe(IKCRecipe):
         if meta.get("output") != "kernel_code":
             raise TrainError(f"recipe ikc-predictor trains kernel-code predictors; "
                              f"{self.model_dict.get('name')} outputs {meta.get('output', 'an image')}")
-        sftmd, self.pca = load_sftmd(self.options["sftmd"], int(meta["code_len"]),
-                                     self.config.scale)
+        code_len = int(meta["code_len"])
+        sftmd = None
+        if self.options["sftmd"]:
+            sftmd, self.pca = load_sftmd(self.options["sftmd"], code_len, self.config.scale)
+        else:
+            self.pca = self.fitted_pca(code_len)
+            self.val_metrics = ("code_error", "kernel_psnr")
+            self.best_by = "kernel_psnr"
         d = with_pca(self.model_dict, self.pca)
         predictor = build(d)
         attach_spec(predictor, d, self.model_name, self.hparams)
-        self.networks = {"predictor": predictor, "sftmd": sftmd}
+        self.networks = {"predictor": predictor}
         self.optimizers = {"predictor": self.adam()}
-        if self.config.out:
-            with writing(self.config.out, "sftmd.weights.h5"):
-                check_room(self.config.out, sftmd)
-                save_model(sftmd, f"{self.config.out}/sftmd.weights.h5")
+        if sftmd is not None:
+            self.networks["sftmd"] = sftmd
+            if self.config.out:
+                with writing(self.config.out, "sftmd.weights.h5"):
+                    check_room(self.config.out, sftmd)
+                    save_model(sftmd, f"{self.config.out}/sftmd.weights.h5")
+
+    def fitted_pca(self, code_len):
+        """The PCA of a run without SFTMD: fitted on 30000 of its own training kernels (seed
+        0), IKC-style codes; or read from ``--pca FILE``."""
+        from visionfw.degradation import DegradationError, KernelPCA, load_pca
+
+        if self.options["pca"] != "fit":
+            pca = load_pca(self.options["pca"]).without_mean()
+        else:
+            from visionfw.degradation.metrics import training_kernels
+
+            kernels = np.concatenate(list(training_kernels(self.config.degradation, 30000)))
+            try:
+                pca = KernelPCA.fit(kernels, code_len, keep_mean=False)
+            except DegradationError as exc:
+                raise TrainError(f"--pca fit: {exc}") from None
+        if pca.n_components != code_len:
+            raise TrainError(f"--pca {self.options['pca']} gives {pca.n_components}-long codes; "
+                             f"the Predictor has code_len={code_len}")
+        return pca
 
     def train_step(self, batch, opt):
         p, true = self.networks["predictor"], encode(self.pca, batch["kernel"])
@@ -285,8 +345,17 @@ class PredictorRecipe(IKCRecipe):
         return {"loss": opt.minimize("predictor", loss)}
 
     def predict(self, inputs):
-        p, f = self.networks["predictor"], self.networks["sftmd"]
-        codes, images = ikc_loop(p, None, f, inputs["lr"], 0)
+        p, f = self.networks["predictor"], self.networks.get("sftmd")
         true = encode(self.pca, inputs["kernel"])
+        if f is None:
+            from visionfw.recipes.kenet import bicubic_up, kernel_psnr_tf
+
+            code = tf.cast(p(inputs["lr"], training=False), tf.float32)
+            kernel = tf.cast(self.pca.decode(code), tf.float32)
+            truth = tf.cast(inputs["kernel"], tf.float32)
+            return bicubic_up(inputs["lr"], int(self.config.scale)), {
+                "code_error": tf.reduce_mean(tf.square(code - true), axis=-1),
+                "kernel_psnr": kernel_psnr_tf(kernel, truth), "kernel": kernel}
+        codes, images = ikc_loop(p, None, f, inputs["lr"], 0)
         return images[0], {"code_error": tf.reduce_mean(tf.square(codes[0] - true), axis=-1),
                            "kernel": self.pca.decode(codes[0])}

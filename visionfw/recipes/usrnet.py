@@ -9,7 +9,7 @@ from visionfw.recipes.base import Hyperparameter, register_recipe
 from visionfw.recipes.sr import SRRecipe, pixel_loss
 from visionfw.train import TrainError
 
-USRNET_TRAINING = "randomblur(size=25,padding=circular)+direct+noise(0~25,clip=false)"
+USRNET_TRAINING = "randomblur(size=25,padding=circular)+direct+noise(0~25,clip=false,zero=0.125)"
 
 
 def check_usrnet_degradation(spec, patch_size=None, model_dict=None):

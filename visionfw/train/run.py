@@ -405,7 +405,9 @@ def _train(config, argv, resume, explicit, log, progress, stop_at, threads):
     if not from_settings:
         apply_recipe_degradation(config, explicit, notes.append)
     preflight(config)
-    resolve_recipe(config, model).check_run(config)
+    recipe_cls = resolve_recipe(config, model)
+    recipe_cls.check_run(config)
+    recipe_cls.check_model(config, model[0])
     for note in notes:
         log(note)
     if not config.out:
@@ -452,8 +454,13 @@ def _train(config, argv, resume, explicit, log, progress, stop_at, threads):
         best = result["best_psnr"]
         where = os.path.join(config.out, "best.weights.h5")
         bic = trainer.validation.bicubic_psnr if trainer.validation else None
-        text = (f"; best validation PSNR {best:.3f} dB (bicubic {bic:.3f} dB) in {where}"
-                if best is not None and bic is not None else "")
+        best_by = getattr(trainer.recipe, "best_by", "psnr")
+        if best is None or bic is None:
+            text = ""
+        elif best_by == "psnr":
+            text = f"; best validation PSNR {best:.3f} dB (bicubic {bic:.3f} dB) in {where}"
+        else:
+            text = f"; best validation {best_by} {best:.3f} in {where}"
         log(f"trained {config.out} to step {result['step']} in {result['seconds']:.0f} s{text}")
     return result
 

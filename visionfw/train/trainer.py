@@ -621,9 +621,10 @@ class Trainer:
                         scalar_summary(f"val/{name}", value)
                 self._log_pictures()
         self._plot_curves()
-        improved = scores["psnr"] > float(self.best_psnr.numpy())
+        best_by = getattr(self.recipe, "best_by", "psnr")     # a kernel estimator: kernel_psnr
+        improved = scores[best_by] > float(self.best_psnr.numpy())
         if improved:
-            self.best_psnr.assign(scores["psnr"])
+            self.best_psnr.assign(scores[best_by])
             self.save_weights("best.weights.h5")
         mark = " (best)" if improved else ""
         self.log(f"\nstep {step}: val PSNR {scores['psnr']:.3f} dB, SSIM {scores['ssim']:.4f} "

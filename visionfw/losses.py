@@ -1,0 +1,68 @@
+"""Registered training losses: ``fn(estimate, target, **params) -> scalar`` on float32 tensors.
+
+Image losses (``l1``, ``mse``) compare an SR batch with its HR batch; kernel losses
+(``attention``, KENet's adaptive attention loss) compare estimated ``(B, k, k)`` kernels with
+the true ones. A recipe looks a loss up by name (:func:`get_loss`), so a loss registered in a
+plugin (``@register_loss("name")``) is usable by every recipe that takes a loss name.
+"""
+from visionfw.errors import VisionfwError
+from visionfw.registry import Registry
+
+
+class LossError(VisionfwError, ValueError):
+    """An unknown loss, or parameters a loss cannot take."""
+
+
+LOSSES = Registry("loss", error=LossError, fold_case=True)
+register_loss = LOSSES.decorator
+get_loss = LOSSES.get
+loss_names = LOSSES.names
+
+
+@register_loss("l1")
+def l1(estimate, target):
+    """Mean absolute difference."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.abs(estimate - target))
+
+
+@register_loss("mse")
+def mse(estimate, target):
+    """Mean squared difference."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.square(estimate - target))
+
+
+def support_masked(estimate, true, threshold):
+    """KENet's masked estimate ``k*_lambda``: the estimate where the true kernel exceeds
+    ``threshold`` times its own maximum, the true value elsewhere (so only errors on the
+    kernel's support count). ``estimate``, ``true``: ``(B, k, k)``."""
+    import tensorflow as tf
+
+    peak = tf.reduce_max(true, axis=[1, 2], keepdims=True)
+    return tf.where(true > threshold * peak, estimate, true)
+
+
+@register_loss("attention")
+def attention(estimate, true, thresholds=(0.01, 0.1), weights=(0.01, 0.1, 1.0)):
+    """KENet's adaptive attention loss on ``(B, k, k)`` kernels::
+
+        L = rho0 |k* - k| + rho1 |k*_lambda1 - k| + rho2 |k*_lambda2 - k|
+
+    with ``|.|`` the mean absolute difference over taps and batch, and ``k*_lambda`` the
+    estimate masked to the true kernel's support above ``lambda`` times its maximum
+    (:func:`support_masked`). ``thresholds`` = (lambda1, lambda2), ``weights`` = (rho0, rho1,
+    rho2); the defaults are the paper's. The tighter the mask, the more the loss attends to
+    the taps where the kernel's mass is.
+    """
+    import tensorflow as tf
+
+    if len(weights) != len(thresholds) + 1:
+        raise LossError(f"attention: {len(thresholds)} thresholds need "
+                        f"{len(thresholds) + 1} weights, got {len(weights)}")
+    terms = [tf.reduce_mean(tf.abs(estimate - true))]
+    for t in thresholds:
+        terms.append(tf.reduce_mean(tf.abs(support_masked(estimate, true, float(t)) - true)))
+    return tf.add_n([float(w) * term for w, term in zip(weights, terms)])
