@@ -57,6 +57,15 @@ def weights(trainer):
     return out
 
 
+def assert_same_state(a, b):
+    """Two trainers hold bit-identical networks and optimisers (a resumed run against an
+    uninterrupted one)."""
+    x, y = weights(a), weights(b)
+    assert len(x) == len(y) > 0
+    for u, v in zip(x, y):
+        np.testing.assert_array_equal(u, v)
+
+
 def run_py(*args, env=None, timeout=180):
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", VISIONFW_THREADS="2")
     full_env.update(env or {})

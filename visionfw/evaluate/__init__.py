@@ -311,6 +311,8 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
             entry = {"label": step["label"], "psnr": sp, "ssim": ss}
             if "code_error" in step:
                 entry["code_error"] = step["code_error"]
+            if "note" in step:                      # said beside the label in the table
+                entry["note"] = step["note"]
             if "kernel" in step and "kernel" in labels:
                 entry["kernel_psnr"] = float(kernel_psnr(step["kernel"], labels["kernel"]))
             row["steps"].append(entry)
@@ -357,7 +359,9 @@ def _step_means(rows):
     for i, label in enumerate(labels):
         entries = [r["steps"][i] for r in rows]
         means.append({"label": label, **{k: float(np.mean([e[k] for e in entries]))
-                                         for k in entries[0] if k != "label"}})
+                                         for k in entries[0] if k not in ("label", "note")}})
+        if "note" in entries[0]:
+            means[-1]["note"] = entries[0]["note"]
     return means
 
 

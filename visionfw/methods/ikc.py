@@ -135,6 +135,8 @@ class IKCMethod(Method):
             code = np.asarray(code)[0].astype(np.float64)
             step = {"label": f"step {t}", "image": np.asarray(sr)[0],
                     "kernel": pca.decode(code[None])[0]}
+            if t == 0:
+                step["note"] = " (predictor only)"
             if kernel is not None:
                 true_code = pca.encode(kernel[None])[0]
                 step["code_error"] = float(np.mean((code - true_code) ** 2))

@@ -1,0 +1,94 @@
+"""DAN: Luo et al., "Unfolding the Alternating Optimization for Blind Super Resolution",
+NeurIPS 2020 (DANv1) -- the Estimator and the Restorer, which ``train.py dan`` unfolds together.
+
+Both are built of conditional residual blocks (:func:`visionfw.blocks.
+conditional_residual_block`). Layouts follow the official DANv1 code
+(``codes/config/DANv1/models/modules/dan_arch.py``): the Estimator updates LR features
+conditioned on features of the current SR image; the Restorer updates LR features conditioned
+on the kernel code stretched over the image. Both code kernels with the PCA carried in
+``meta['pca']`` (codes taken without subtracting the mean, as DAN's are).
+"""
+from model_defs.srresnet import upsampling_stages
+from visionfw.errors import HyperparameterError
+from visionfw.graph.chain import Links
+from visionfw.models import register_model
+
+
+def _conv(filters, kernel_size=3, **extra):
+    return {"filters": filters, "kernel_size": kernel_size, "padding": "same", **extra}
+
+
+@register_model("dan-estimator", recipe="dan")
+def dan_estimator(nf: int = 32, nb: int = 5, code_len: int = 10, channels: int = 3,
+                  scale: int = 4):
+    """DAN's Estimator: the kernel code from the LR image and the current SR image.
+
+    The LR image through a 1x1 convolution to ``nf`` channels; the SR image brought to the LR
+    size by a 9x9 convolution of stride ``scale`` (padded by 4 on every side, as PyTorch's
+    ``padding=4``: 'same' would pad differently); ``nb`` conditional residual blocks updating
+    the LR features with the SR features as the condition; a 3x3 convolution to ``code_len``
+    channels and global average pooling to the code. Inputs: ``lr`` then ``sr``.
+
+    Args:
+        nf: feature width (32 in DAN).
+        nb: conditional residual blocks (5 in DAN).
+        code_len: the PCA code's length (10 in DAN).
+        channels: image channels.
+        scale: the SR factor (the stride that brings SR to LR size).
+    """
+    if min(nf, nb, code_len, channels, scale) < 1:
+        raise HyperparameterError(f"dan-estimator needs nf, nb, code_len, channels, scale >= 1; "
+                                  f"got nf={nf}, nb={nb}, code_len={code_len}, "
+                                  f"channels={channels}, scale={scale}")
+    g = Links("DANEstimator", meta={"scale": scale, "color": "rgb", "output": "kernel_code",
+                                    "code_len": code_len,
+                                    "inputs": {"image": "lr", "sr": "sr"}})
+    lr = g.input("lr", shape=(None, None, channels))
+    sr = g.input("sr", shape=(None, None, channels))
+    f = g("convo", lr, par=_conv(nf, 1))
+    c = g("pad", sr, sub="ZeroPadding2D", par={"padding": 4})
+    c = g("convo", c, par={"filters": nf, "kernel_size": 9, "strides": scale,
+                           "padding": "valid"})
+    for _ in range(nb):
+        f = g("block", f, c, sub="conditional_residual_block")
+    f = g("convo", f, par=_conv(code_len))
+    g("pool", f, sub="GlobalAveragePooling2D", out="code")
+    return g.dict()
+
+
+@register_model("dan-restorer", recipe="dan")
+def dan_restorer(nf: int = 64, nb: int = 40, code_len: int = 10, channels: int = 3,
+                 scale: int = 4):
+    """DAN's Restorer: SR from the LR image and a kernel code.
+
+    A 3x3 head of ``nf``; ``nb`` conditional residual blocks with the code stretched over the
+    LR image as the condition; a 3x3 fusion convolution; up-sampling by 3x3 convolutions and
+    pixel shuffles (two x2 stages at x4, one stage at x2 and x3), no activations between them;
+    a 3x3 convolution to the image. No long skip and no clamp, as in DANv1. Inputs: ``lr``
+    then ``code``.
+
+    Args:
+        nf: feature width (64 in DAN).
+        nb: conditional residual blocks (40 in DANv1's trained networks).
+        code_len: the PCA code's length (10 in DAN).
+        channels: image channels.
+        scale: up-sampling factor (2, 3 or 4).
+    """
+    if min(nf, nb, code_len, channels) < 1 or scale not in (2, 3, 4):
+        raise HyperparameterError(f"dan-restorer needs nf, nb, code_len, channels >= 1 and scale "
+                                  f"2, 3 or 4; got nf={nf}, nb={nb}, code_len={code_len}, "
+                                  f"channels={channels}, scale={scale}")
+    g = Links("DANRestorer", meta={"scale": scale, "color": "rgb", "code_len": code_len,
+                                   "inputs": {"image": "lr", "kernel_code": "code"}})
+    lr = g.input("lr", shape=(None, None, channels))
+    code = g.input("code", shape=(code_len,))
+    f = g("convo", lr, par=_conv(nf))
+    maps = g("tile", f, code, sub="CodeMap")
+    for _ in range(nb):
+        f = g("block", f, maps, sub="conditional_residual_block")
+    f = g("convo", f, par=_conv(nf))                          # fusion
+    for s in upsampling_stages(scale):
+        f = g("convo", f, par=_conv(nf * s * s))
+        f = g("shuffle", f, sub="PixelShuffle", par={"scale": s, "channel_order": "torch"})
+    g("convo", f, par=_conv(channels), out="sr")
+    return g.dict()

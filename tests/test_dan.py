@@ -1,0 +1,217 @@
+"""DAN at tiny sizes: the conditional residual block against NumPy, the networks' layout
+against DANv1's parameter counts, the unfolded loop's gradient flow, the recipe's step and
+its bit-exact resume, the method on two images, one-line errors."""
+import json
+
+import numpy as np
+import pytest
+
+import visionfw
+from tests.train_utils import (assert_same_state, make_trainer, run_cli, run_py, tiny_config,
+                               write_images)
+
+BLUR = "gaussian(sigma=0.5~3,size=21)+bicubic"
+TINY = {"nf": "8", "nb": "2", "code_len": "4"}
+TINY_PARAMS = {"estimator_nf": "8", "estimator_nb": "1", "loops": "3"}
+
+
+# ---------------------------------------------------------------- the block, by hand
+
+def conv_same(x, w, b):
+    """'same' zero-padded correlation of ``x`` (H, W, C) with ``w`` (k, k, C, F), in NumPy."""
+    k = w.shape[0]
+    p = k // 2
+    xp = np.pad(x, ((p, p), (p, p), (0, 0)))
+    out = np.zeros(x.shape[:2] + (w.shape[-1],))
+    for i in range(k):
+        for j in range(k):
+            out += xp[i:i + x.shape[0], j:j + x.shape[1]] @ w[i, j]
+    return out + b
+
+
+def lrelu(x, slope=0.2):
+    return np.where(x > 0, x, slope * x)
+
+
+def test_conditional_residual_block_against_numpy():
+    d = {"name": "OneCRB",
+         "inputs": [{"node": "x", "shape": [None, None, 32]}, {"node": "c", "shape": [None, None, 5]}],
+         "block": [("x", "c", "y")], "block_sub": "conditional_residual_block"}
+    model = visionfw.build(d)
+    rng = np.random.default_rng(0)
+    for w in model.weights:
+        w.assign(rng.normal(scale=0.2, size=w.shape).astype("float32"))
+    block = next(layer for layer in model.layers if hasattr(layer, "layers"))
+    p = {layer.name: [np.asarray(v, np.float64) for v in layer.get_weights()]
+         for layer in block.layers if layer.get_weights()}
+    assert set(p) == {"conv1", "conv2", "squeeze", "excite"}
+    assert p["conv1"][0].shape == (3, 3, 37, 37) and p["conv2"][0].shape == (3, 3, 37, 32)
+    assert p["squeeze"][0].shape == (1, 1, 32, 2) and p["excite"][0].shape == (1, 1, 2, 32)
+    x = rng.random((9, 7, 32))
+    c = rng.random((9, 7, 5))
+    y = conv_same(np.concatenate([x, c], -1), *p["conv1"])        # basic input first
+    y = conv_same(lrelu(y), *p["conv2"])
+    s = y.mean(axis=(0, 1))
+    s = lrelu(s @ p["squeeze"][0][0, 0] + p["squeeze"][1])
+    s = 1 / (1 + np.exp(-(s @ p["excite"][0][0, 0] + p["excite"][1])))
+    want = x + y * s
+    got = model.predict([x[None].astype("float32"), c[None].astype("float32")], verbose=0)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_networks_have_danv1s_parameter_counts():
+    # DANv1 x4 (nf 64, nb 40; Estimator 32 wide, 5 blocks), counted from the official layout
+    crb = lambda nf, t: (9 * (nf + t) ** 2 + nf + t) + (9 * (nf + t) * nf + nf) \
+        + (nf * (nf // 16) + nf // 16) + ((nf // 16) * nf + nf)           # noqa: E731
+    estimator = (3 * 32 + 32) + (81 * 3 * 32 + 32) + 5 * crb(32, 32) + (9 * 32 * 10 + 10)
+    restorer = (27 * 64 + 64) + 40 * crb(64, 10) + (9 * 64 * 64 + 64) \
+        + 2 * (9 * 64 * 256 + 256) + (9 * 64 * 3 + 3)
+    assert visionfw.build_model("dan-estimator").count_params() == estimator == 288_596
+    assert visionfw.build_model("dan-restorer").count_params() == restorer == 4_040_915
+    e = visionfw.build_model("dan-estimator", nf=8, nb=1, code_len=4, scale=2)
+    lr = np.zeros((1, 6, 5, 3), np.float32)
+    assert e.predict([lr, np.zeros((1, 12, 10, 3), np.float32)], verbose=0).shape == (1, 4)
+    r = visionfw.build_model("dan-restorer", nf=8, nb=1, code_len=4, scale=3)
+    assert r.predict([lr, np.zeros((1, 4), np.float32)], verbose=0).shape == (1, 18, 15, 3)
+
+
+# ---------------------------------------------------------------- the recipe
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return write_images(tmp_path_factory.mktemp("imgs"), n=2, size=(48, 48))
+
+
+def dan_config(out, images, **extra):
+    return tiny_config(out, images, model="dan-restorer", scale=2, steps=4, hparams=dict(TINY),
+                       patch_size=32, batch_size=2, degradation=BLUR,
+                       recipe_params=dict(TINY_PARAMS), **extra)
+
+
+def test_delta_start_and_detached_gradients(tmp_path, images):
+    import tensorflow as tf
+
+    from visionfw.kernel_codes import encode
+    from visionfw.recipes.dan import delta_code
+
+    trainer = make_trainer(dan_config(tmp_path / "g", images))
+    recipe = trainer.recipe
+    pca = recipe.pca
+    # the start: the centred delta's code, without the mean (row 220 of P for 21x21)
+    np.testing.assert_allclose(delta_code(pca)[0], pca.matrix[220], atol=1e-6)
+    r, e = recipe.networks["restorer"], recipe.networks["estimator"]
+    rng = np.random.default_rng(1)
+    lr = tf.constant(rng.random((2, 16, 16, 3)), tf.float32)
+    hr = tf.constant(rng.random((2, 32, 32, 3)), tf.float32)
+    k = np.zeros((2, 21, 21), np.float32)
+    k[:, 10, 10] = 1
+    true = encode(pca, tf.constant(k))
+    code = tf.constant(rng.random((2, 4)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(code)
+        sr_loss, code_loss = recipe.last_losses(lr, hr, true, code)
+    rv, ev = r.trainable_variables, e.trainable_variables
+    # each loss reaches its own network only; nothing reaches the incoming code
+    assert all(g is None for g in tape.gradient(code_loss, rv))
+    assert all(g is None for g in tape.gradient(sr_loss, ev))
+    assert tape.gradient(sr_loss, code) is None and tape.gradient(code_loss, code) is None
+    assert all(g is not None and np.any(np.asarray(g)) for g in tape.gradient(sr_loss, rv))
+    assert all(g is not None for g in tape.gradient(code_loss, ev))
+
+
+def test_one_step_and_bit_exact_resume(tmp_path, images):
+    straight = make_trainer(dan_config(tmp_path / "a", images))
+    before = [np.array(v) for v in straight.recipe.networks["estimator"].weights]
+    assert straight.fit()["step"] == 4
+    assert int(straight.recipe.optimizers["dan"].iterations.numpy()) == 4   # one Adam, both nets
+    after = straight.recipe.networks["estimator"].weights
+    assert any(not np.allclose(a, np.asarray(b)) for a, b in zip(before, after))
+    first = make_trainer(dan_config(tmp_path / "b", images))
+    assert first.fit(stop_at=2)["stopped"] == "stop_at"
+    second = make_trainer(dan_config(tmp_path / "b", images), resume=True)
+    assert second.fit(resume=True)["step"] == 4
+    assert_same_state(straight, second)
+    for name in ("last.weights.h5", "last.estimator.weights.h5"):
+        assert (tmp_path / "a" / name).is_file()
+    meta = visionfw.load_model(tmp_path / "a" / "last.weights.h5")
+    from visionfw.methods.base import model_meta
+
+    assert model_meta(meta)["loops"] == 3 and "pca" in model_meta(meta)
+
+
+@pytest.fixture(scope="module")
+def dan_run(tmp_path_factory, images):
+    out = tmp_path_factory.mktemp("dan") / "run"
+    r = run_py("train.py", "dan", "--param", "nf=8", "--param", "nb=1", "--param", "code_len=4",
+               "--estimator-nf", "8", "--estimator-nb", "1", "--loops", "2", "--scale", "2",
+               "--degradation", BLUR, "--train-dir", images, "--val-dir", images, "--steps",
+               "2", "--batch-size", "2", "--patch-size", "32", "--val-every", "2", "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_test_py_dan_scores_every_iteration_on_two_images(dan_run, images, tmp_path):
+    import csv
+
+    report = tmp_path / "r.json"
+    r = run_py("test.py", "dan", "--weights", dan_run, "--dataset", images, "--degradation",
+               BLUR, "--json", report, "--save-steps", tmp_path / "steps")
+    assert r.returncode == 0, r.stderr
+    assert "iteration 1" in r.stdout and "true kernel" in r.stdout
+    data = json.loads(report.read_text())
+    result = data["results"][0]
+    assert [s["label"] for s in result["steps"]] == ["iteration 1", "iteration 2"]
+    assert all("kernel_psnr" in s and "code_error" in s for s in result["steps"])
+    assert "true_kernel_psnr" in result and result["n_images"] == 2
+    assert len(list((tmp_path / "steps").rglob("*_kernels.png"))) == 2
+    # validation's last code error is test.py's for the same images and degradation
+    row = list(csv.DictReader(open(dan_run / "val.csv")))[-1]
+    images_ = result["images"]
+    assert float(row["code_error"]) == pytest.approx(
+        np.mean([i["steps"][-1]["code_error"] for i in images_]), rel=1e-3)
+    assert float(row["psnr"]) == pytest.approx(result["psnr"], abs=1e-3)
+    r = run_cli("-m visionfw", "sr", "--method", "dan", "--weights", dan_run, "--out",
+                tmp_path / "sr", images)
+    assert r.returncode == 0, r.stderr
+    written = sorted(p.name for p in (tmp_path / "sr").iterdir())
+    assert len([n for n in written if n.endswith("_x2.png")]) == 2
+    assert len([n for n in written if "kernel" in n and n.endswith(".png")]) == 2
+
+
+def test_wrong_roles_lengths_and_pcas_are_one_line_errors(dan_run, images, tmp_path):
+    restorer, estimator = dan_run / "best.weights.h5", dan_run / "best.estimator.weights.h5"
+
+    def run(*weights):
+        args = ["test.py", "dan", "--dataset", images, "--degradation", BLUR]
+        for w in weights:
+            args += ["--weights", w]
+        return run_cli(*args)
+
+    r = run(f"restorer={estimator}", f"estimator={restorer}")
+    assert r.returncode == 2 and "the restorer takes an LR image and a kernel code" in r.stderr
+    assert r.stderr.strip().count("\n") == 0
+    r = run(f"restorer={restorer}", f"estimator={restorer}")
+    assert r.returncode == 2 and "the estimator takes the LR and SR images" in r.stderr
+    # another code length
+    other = visionfw.build_model("dan-estimator", nf=8, nb=1, code_len=6, scale=2)
+    path = tmp_path / "e6.weights.h5"
+    visionfw.save_model(other, path)
+    r = run(f"restorer={restorer}", f"estimator={path}")
+    assert r.returncode == 2 and "code lengths differ" in r.stderr
+    # the same length, another PCA
+    from visionfw.degradation import fit_pca
+    from visionfw.graph.builder import attach_spec, build
+    from visionfw.kernel_codes import with_pca
+
+    d = with_pca(visionfw.model_dict("dan-estimator", nf=8, nb=1, code_len=4, scale=2),
+                 fit_pca(n_components=4, size=21, keep_mean=False, isotropic=False))
+    foreign = build(d)
+    attach_spec(foreign, d, "dan-estimator", {})
+    path = tmp_path / "pca.weights.h5"
+    visionfw.save_model(foreign, path)
+    r = run(f"restorer={restorer}", f"estimator={path}")
+    assert r.returncode == 2 and "different PCAs" in r.stderr
+    r = run_cli("train.py", "dan", "--param", "nf=8", "--scale", "2", "--train-dir", images,
+                "--loops", "0", "--out", tmp_path / "bad")
+    assert r.returncode != 0 and "loops must be at least 1" in r.stderr
+    assert not (tmp_path / "bad").exists()

@@ -1,0 +1,144 @@
+"""DAN (Luo et al., NeurIPS 2020): the Restorer and the Estimator unfolded together for
+``loops`` iterations, as the official DANv1 training does.
+
+The loop starts from the code of a centred delta kernel. Each iteration: ``SR = R(LR, code)``
+with the code detached, then ``code = E(LR, SR)`` with the SR image detached; the weights are
+the same at every iteration. Only the last iteration is supervised -- L1 between its SR and
+HR plus L1 between its code and the true kernel's code, one Adam for both networks -- so
+with both cross-links detached each network learns from its last call only, and the earlier
+iterations run without a gradient tape.
+"""
+import numpy as np
+import tensorflow as tf
+
+from visionfw.kernel_codes import encode, pca_from, with_pca
+from visionfw.params import Hyperparameter
+from visionfw.recipes.base import Recipe, register_recipe
+from visionfw.train import TrainError
+
+DAN_TRAINING = "gaussian(sigma=0.2~4.0,size=21,padding=reflect)+bicubic+quantize"
+
+
+def delta_code(pca):
+    """The code of the centred delta kernel (a 1 at tap ``size // 2``), DAN's start: ``(1, t)``
+    float32, taken without the mean like every DAN code."""
+    k = np.zeros((1, pca.kernel_size, pca.kernel_size), np.float32)
+    k[0, pca.kernel_size // 2, pca.kernel_size // 2] = 1.0
+    return encode(pca, k)
+
+
+def dan_loop(restorer, estimator, lr, start, loops):
+    """The unfolded loop at inference: ``loops`` times ``SR = R(LR, code)``, ``code = E(LR,
+    SR)``, from ``start`` (``(1, t)`` or ``(B, t)``). Returns the lists of SR images and codes
+    (``loops`` each)."""
+    code = tf.broadcast_to(tf.cast(start, tf.float32),
+                           tf.stack([tf.shape(lr)[0], tf.shape(start)[-1]]))
+    images, codes = [], []
+    for _ in range(loops):
+        sr = tf.cast(restorer([lr, code], training=False), tf.float32)
+        code = tf.cast(estimator([lr, sr], training=False), tf.float32)
+        images.append(sr)
+        codes.append(code)
+    return images, codes
+
+
+@register_recipe("dan")
+class DANRecipe(Recipe):
+    """DAN's Restorer (the trained model, ``dan-restorer``) and Estimator (``dan-estimator``,
+    sized by ``estimator_nf``/``estimator_nb``), unfolded for ``loops`` iterations."""
+
+    params = (
+        Hyperparameter("loops", int, 4, "unfolded iterations (4 in DANv1)"),
+        Hyperparameter("estimator_nf", int, 32, "the Estimator's width (32 in DAN)"),
+        Hyperparameter("estimator_nb", int, 5, "the Estimator's blocks (5 in DAN)"),
+        Hyperparameter("pca", str, "", "PCA file (.npy, .mat, .h5) of the kernel codes; "
+                       "default: fitted here like IKC's and DAN's (30000 isotropic 21x21 "
+                       "Gaussians, sigma 0.2-4, seed 0), codes without the mean"),
+    )
+    model = "dan-restorer"
+    main = "restorer"
+    ema = ("restorer", "estimator")
+    saved = ("estimator",)
+    needs = ("kernel",)
+    test_weights = {"restorer": "best.weights.h5", "estimator": "best.estimator.weights.h5"}
+    val_metrics = ("code_error", "kernel_psnr")
+
+    @classmethod
+    def default_degradation(cls, scale):
+        return DAN_TRAINING
+
+    @classmethod
+    def check_run(cls, config):
+        o = config.recipe_params
+        for name in ("loops", "estimator_nf", "estimator_nb"):
+            if int(o.get(name, 1)) < 1:
+                raise TrainError(f"--recipe-param {name} must be at least 1")
+
+    @classmethod
+    def check_model(cls, config, model_dict):
+        from visionfw.conditioning import roles_of
+
+        if roles_of(model_dict) != ["image", "kernel_code"] or \
+                (model_dict.get("meta") or {}).get("output", "image") != "image":
+            raise TrainError(f"recipe dan trains a restorer of (LR image, kernel code) with its "
+                             f"estimator; {model_dict.get('name')} takes "
+                             f"{', '.join(roles_of(model_dict))} (train.py dan-restorer, or "
+                             "train.py dan)")
+
+    def build(self):
+        from visionfw import models
+        from visionfw.graph.builder import attach_spec, build
+
+        meta = self.model_dict.get("meta") or {}
+        code_len = int(meta.get("code_len") or self.model_dict["inputs"][1]["shape"][-1])
+        self.pca = pca_from(self.options["pca"], code_len)
+        restorer_dict = with_pca(self.model_dict, self.pca)
+        restorer_dict["meta"]["loops"] = self.options["loops"]      # test.py dan's default
+        est_hp = {"nf": self.options["estimator_nf"], "nb": self.options["estimator_nb"],
+                  "code_len": code_len, "scale": int(self.config.scale)}
+        estimator_dict = with_pca(models.model_dict("dan-estimator", **est_hp), self.pca)
+        restorer, estimator = build(restorer_dict), build(estimator_dict)
+        attach_spec(restorer, restorer_dict, self.model_name, self.hparams)
+        attach_spec(estimator, estimator_dict, "dan-estimator", est_hp)
+        self.networks = {"restorer": restorer, "estimator": estimator}
+        self.optimizers = {"dan": self.adam()}
+        self.optimizer_networks = {"dan": ("restorer", "estimator")}
+        self.start = tf.constant(delta_code(self.pca), tf.float32)
+
+    def train_step(self, batch, opt):
+        r, e = self.networks["restorer"], self.networks["estimator"]
+        lr, hr = batch["lr"], batch["hr"]
+        true = encode(self.pca, batch["kernel"])
+        loops = self.options["loops"]
+        code = tf.broadcast_to(self.start, tf.stack([tf.shape(lr)[0], tf.shape(self.start)[-1]]))
+        for _ in range(loops - 1):       # no gradient reaches these: run them untaped
+            sr = tf.stop_gradient(tf.cast(r([lr, code], training=True), tf.float32))
+            code = tf.stop_gradient(tf.cast(e([lr, sr], training=True), tf.float32))
+
+        def loss(code=code):
+            sr_loss, code_loss = self.last_losses(lr, hr, true, code)
+            return sr_loss + code_loss, (sr_loss, code_loss)
+
+        total, (sr_loss, code_loss) = opt.minimize("dan", loss)
+        return {"loss": total, "sr_loss": sr_loss, "code_loss": code_loss}
+
+    def last_losses(self, lr, hr, true, code):
+        """The supervised last iteration from ``code``: ``(L1(SR, HR), L1(code', true))``.
+        The Restorer gets the code detached and the Estimator the SR detached, so the first
+        loss trains the Restorer alone and the second the Estimator alone."""
+        r, e = self.networks["restorer"], self.networks["estimator"]
+        sr = tf.cast(r([lr, tf.stop_gradient(code)], training=True), tf.float32)
+        new = tf.cast(e([lr, tf.stop_gradient(sr)], training=True), tf.float32)
+        return tf.reduce_mean(tf.abs(sr - hr)), tf.reduce_mean(tf.abs(new - true))
+
+    def predict(self, inputs):
+        from visionfw.recipes.kenet import kernel_psnr_tf
+
+        r, e = self.networks["restorer"], self.networks["estimator"]
+        images, codes = dan_loop(r, e, inputs["lr"], self.start, self.options["loops"])
+        true = encode(self.pca, inputs["kernel"])
+        kernel = tf.cast(self.pca.decode(codes[-1]), tf.float32)
+        return images[-1], {
+            "code_error": tf.reduce_mean(tf.square(codes[-1] - true), axis=-1),
+            "kernel_psnr": kernel_psnr_tf(kernel, tf.cast(inputs["kernel"], tf.float32)),
+            "kernel": kernel}
