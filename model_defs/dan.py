@@ -18,6 +18,20 @@ def _conv(filters, kernel_size=3, **extra):
     return {"filters": filters, "kernel_size": kernel_size, "padding": "same", **extra}
 
 
+def _estimator_trunk(g, nf, nb, channels, scale):
+    """The Estimator's inputs and blocks: LR (1x1 conv to ``nf``) updated by ``nb`` blocks
+    conditioned on SR brought to LR size (padded by 4, 9x9 conv of stride ``scale``)."""
+    lr = g.input("lr", shape=(None, None, channels))
+    sr = g.input("sr", shape=(None, None, channels))
+    f = g("convo", lr, par=_conv(nf, 1))
+    c = g("pad", sr, sub="ZeroPadding2D", par={"padding": 4})
+    c = g("convo", c, par={"filters": nf, "kernel_size": 9, "strides": scale,
+                           "padding": "valid"})
+    for _ in range(nb):
+        f = g("block", f, c, sub="conditional_residual_block")
+    return f
+
+
 @register_model("dan-estimator", recipe="dan")
 def dan_estimator(nf: int = 32, nb: int = 5, code_len: int = 10, channels: int = 3,
                   scale: int = 4):
@@ -43,14 +57,7 @@ def dan_estimator(nf: int = 32, nb: int = 5, code_len: int = 10, channels: int =
     g = Links("DANEstimator", meta={"scale": scale, "color": "rgb", "output": "kernel_code",
                                     "code_len": code_len,
                                     "inputs": {"image": "lr", "sr": "sr"}})
-    lr = g.input("lr", shape=(None, None, channels))
-    sr = g.input("sr", shape=(None, None, channels))
-    f = g("convo", lr, par=_conv(nf, 1))
-    c = g("pad", sr, sub="ZeroPadding2D", par={"padding": 4})
-    c = g("convo", c, par={"filters": nf, "kernel_size": 9, "strides": scale,
-                           "padding": "valid"})
-    for _ in range(nb):
-        f = g("block", f, c, sub="conditional_residual_block")
+    f = _estimator_trunk(g, nf, nb, channels, scale)
     f = g("convo", f, par=_conv(code_len))
     g("pool", f, sub="GlobalAveragePooling2D", out="code")
     return g.dict()
@@ -91,4 +98,34 @@ def dan_restorer(nf: int = 64, nb: int = 40, code_len: int = 10, channels: int =
         f = g("convo", f, par=_conv(nf * s * s))
         f = g("shuffle", f, sub="PixelShuffle", par={"scale": s, "channel_order": "torch"})
     g("convo", f, par=_conv(channels), out="sr")
+    return g.dict()
+
+
+@register_model("dan-kernel-estimator", recipe="dan-usrnet")
+def dan_kernel_estimator(nf: int = 32, nb: int = 5, size: int = 25, channels: int = 3,
+                         scale: int = 4):
+    """DAN's Estimator emitting the kernel itself, as DANv2's does, for a restorer that takes
+    kernels (USRNet): the same trunk as ``dan-estimator``, then a 3x3 convolution to
+    ``size**2`` channels, global average pooling, a softmax over the taps and a reshape to a
+    ``(size, size)`` kernel -- non-negative and summing to one, so USRNet's data step gets a
+    valid blur. Inputs: ``lr`` then ``sr``.
+
+    Args:
+        nf, nb: the trunk's width and conditional residual blocks (32 and 5 in DAN).
+        size: the kernel's side (odd; 25: the kernels the zoo USRNet trained on).
+        channels: image channels.
+        scale: the SR factor (the stride that brings SR to LR size).
+    """
+    if min(nf, nb, channels, scale, size) < 1 or size % 2 == 0:
+        raise HyperparameterError(f"dan-kernel-estimator needs nf, nb, channels, scale >= 1 and "
+                                  f"an odd size; got nf={nf}, nb={nb}, channels={channels}, "
+                                  f"scale={scale}, size={size}")
+    g = Links("DANKernelEstimator", meta={"scale": scale, "color": "rgb", "output": "kernel",
+                                          "kernel_size": size,
+                                          "inputs": {"image": "lr", "sr": "sr"}})
+    f = _estimator_trunk(g, nf, nb, channels, scale)
+    f = g("convo", f, par=_conv(size * size))
+    f = g("pool", f, sub="GlobalAveragePooling2D")
+    f = g("softmax", f, sub="Softmax")
+    g("shape", f, sub="Reshape", par={"target_shape": (size, size)}, out="kernel")
     return g.dict()

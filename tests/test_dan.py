@@ -215,3 +215,82 @@ def test_wrong_roles_lengths_and_pcas_are_one_line_errors(dan_run, images, tmp_p
                 "--loops", "0", "--out", tmp_path / "bad")
     assert r.returncode != 0 and "loops must be at least 1" in r.stderr
     assert not (tmp_path / "bad").exists()
+
+
+# ---------------------------------------------------------------- DAN's estimator with USRNet
+
+TINY_USRNET = {"iterations": 2, "nc": 8, "nb": 1, "levels": 3, "hidden": 8, "scale": 2}
+
+
+@pytest.fixture(scope="module")
+def usrnet_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("usrnet") / "u.weights.h5"
+    visionfw.save_model(visionfw.build_model("usrnet", **TINY_USRNET), path)
+    return path
+
+
+def test_dan_kernel_estimator_emits_kernels():
+    e = visionfw.build_model("dan-kernel-estimator", nf=8, nb=1, size=9, scale=2)
+    rng = np.random.default_rng(0)
+    for w in e.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32"))
+    k = e.predict([rng.random((2, 10, 12, 3), np.float32),
+                   rng.random((2, 20, 24, 3), np.float32)], verbose=0)
+    assert k.shape == (2, 9, 9) and k.min() >= 0
+    np.testing.assert_allclose(k.sum(axis=(1, 2)), 1.0, atol=1e-5)
+
+
+def test_train_and_test_dan_usrnet(usrnet_file, images, tmp_path):
+    out = tmp_path / "run"
+    r = run_py("train.py", "dan-kernel-estimator", "--param", "nf=8", "--param", "nb=1",
+               "--usrnet", usrnet_file, "--loops", "2", "--scale", "2", "--train-dir", images,
+               "--val-dir", images, "--steps", "2", "--batch-size", "2", "--patch-size", "32",
+               "--val-every", "2", "--out", out)
+    assert r.returncode == 0, r.stderr
+    # USRNet is frozen by default: the copy beside the run is the file given
+    given = visionfw.load_model(usrnet_file).get_weights()
+    kept = visionfw.load_model(out / "last.usrnet.weights.h5").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(given, kept))
+    assert "kernel_psnr" in (out / "val.csv").read_text().splitlines()[0]
+    report = tmp_path / "r.json"
+    spec = "gaussian(sigma=1.5,size=25,padding=circular)+direct(offset=0)"
+    r = run_py("test.py", "dan+usrnet", "--weights", out, "--dataset", images,
+               "--degradation", spec, "--json", report, "--save-steps", tmp_path / "steps")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(report.read_text())["results"][0]
+    assert set(result["also"]) == {"USRNet + mean kernel", "USRNet + true kernel"}
+    assert np.isfinite(result["kernel_psnr"]) and result["n_images"] == 2
+    assert json.loads(report.read_text())["protocol"]["iterations"] == 2
+    # the method: USRNet fed the kernel the alternation ends with
+    from visionfw.evaluate import make_method
+
+    usrnet = visionfw.load_model(out / "best.usrnet.weights.h5")
+    estimator = visionfw.load_model(out / "best.weights.h5")
+    method = make_method("dan+usrnet", {"model": usrnet, "estimator": estimator})
+    lr = np.random.default_rng(2).random((16, 16, 3), np.float32)
+    got = method(lr, None, {})
+
+    def usr(k):
+        return usrnet.predict([lr[None], k[None], np.float32([2]), np.float32([0])],
+                              verbose=0)[0]
+
+    k = np.zeros((25, 25), np.float32)
+    k[12, 12] = 1
+    for _ in range(2):
+        k = estimator.predict([lr[None], usr(k)[None]], verbose=0)[0]
+    np.testing.assert_allclose(got["kernel"], k, atol=1e-5)
+    np.testing.assert_allclose(got["sr"][0], usr(k), atol=1e-4)
+    r = run_cli("-m visionfw", "sr", "--method", "dan+usrnet", "--weights", out, "--out",
+                tmp_path / "sr", images)
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "sr").glob("*_kernel.png"))) == 2
+    # an estimator of the LR image alone belongs to kenet+usrnet
+    kenet = tmp_path / "kenet.weights.h5"
+    visionfw.save_model(visionfw.build_model("kenet", nf=4, fc=8, scale=2), kenet)
+    r = run_cli("test.py", "dan+usrnet", "--weights", f"model={usrnet_file}", "--weights",
+                f"estimator={kenet}", "--dataset", images, "--degradation", spec)
+    assert r.returncode == 2 and "runs in kenet+usrnet" in r.stderr
+    r = run_cli("train.py", "dan-kernel-estimator", "--scale", "2", "--train-dir", images,
+                "--out", tmp_path / "bad")
+    assert r.returncode != 0 and "needs the trained USRNet" in r.stderr
+    assert not (tmp_path / "bad").exists()

@@ -56,9 +56,7 @@ class USRNetMethod(NonBlindMethod):
                               "test.py usrnet runs kernel-conditioned unfolding networks")
         self.estimator = None
         if estimator is not None:
-            from visionfw.methods.kernel import KernelEstimatorMethod
-
-            self.estimator = KernelEstimatorMethod({"model": estimator}, scale=self.scale)
+            self.estimator = self.make_estimator(estimator)
             self.networks["estimator"] = estimator
             self.labels = ()                               # blind: no true kernel needed
         self.data_steps = None
@@ -69,6 +67,13 @@ class USRNetMethod(NonBlindMethod):
 
     def fixed_scale(self, role):
         return False
+
+    def make_estimator(self, network):
+        """What estimates the kernel from the LR image: ``f(lr, bicubic, labels) ->
+        {"kernel": ...}`` (a network from the LR image alone, run as ``kernel-estimator``)."""
+        from visionfw.methods.kernel import KernelEstimatorMethod
+
+        return KernelEstimatorMethod({"model": network}, scale=self.scale)
 
     def kernel_for(self, lr, labels):
         """The kernel USRNet is given: the estimator's, else the true one."""
@@ -208,4 +213,49 @@ class EstimatorUSRNetMethod(USRNetMethod):
         out.update(kernel="estimated", estimated_kernel_size=self.side,
                    kernel_centre="tap size // 2 (USRNet's); odd sizes fed as they are",
                    mean_kernel_training=getattr(self, "training", None))
+        return out
+
+
+@register_method("dan+usrnet")
+class DANUSRNetMethod(EstimatorUSRNetMethod):
+    """DAN's kernel Estimator (role ``estimator``, ``dan-kernel-estimator``: LR and SR in,
+    kernel out) alternating with USRNet (role ``model``), or a ``train.py dan-usrnet`` run
+    folder: from the centred delta kernel, ``iterations`` times ``SR = USRNet(LR, k)``, ``k =
+    E(LR, SR)``; the result is USRNet fed the last kernel. The rows beside it are those of
+    ``kenet+usrnet``: USRNet fed the mean training kernel and the true kernel."""
+
+    params = EstimatorUSRNetMethod.params + (
+        Hyperparameter("iterations", int, 0, "alternations (0: as trained, 4 otherwise)"),)
+
+    def make_estimator(self, network):
+        import tensorflow as tf
+
+        from visionfw.conditioning import roles_of
+        from visionfw.methods.base import model_meta
+
+        if roles_of(network) != ["image", "sr"] or model_meta(network).get("output") != "kernel":
+            raise MethodError(f"--weights estimator={network.name}: dan+usrnet alternates an "
+                              "estimator of (LR, SR) -> kernel (dan-kernel-estimator) with "
+                              "USRNet; a kernel estimator of the LR image alone runs in "
+                              "kenet+usrnet")
+        if self.options["iterations"] < 0:
+            raise MethodError("--method-param iterations must be 1 or more (0: as trained)")
+        self.loops = self.options["iterations"] or int(model_meta(network).get("loops") or 4)
+        self.start = np.zeros((int(network.outputs[0].shape[-1]),) * 2, np.float32)
+        self.start[self.start.shape[0] // 2, self.start.shape[1] // 2] = 1.0
+        estimate = tf.function(lambda lr, sr: network([lr, sr], training=False),
+                               reduce_retracing=True, autograph=False)
+
+        def run(lr, bicubic, labels):
+            kernel = self.start
+            for _ in range(self.loops):
+                sr = self.restore(lr, labels or {}, kernel)
+                kernel = np.asarray(estimate(lr[None], sr[None].astype(np.float32)))[0]
+            return {"kernel": kernel}
+
+        return run
+
+    def protocol(self):
+        out = super().protocol()
+        out.update(iterations=self.loops, start="the centred delta kernel")
         return out

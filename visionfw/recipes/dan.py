@@ -142,3 +142,144 @@ class DANRecipe(Recipe):
             "code_error": tf.reduce_mean(tf.square(codes[-1] - true), axis=-1),
             "kernel_psnr": kernel_psnr_tf(kernel, tf.cast(inputs["kernel"], tf.float32)),
             "kernel": kernel}
+
+
+def delta_kernel(size):
+    """The centred delta kernel ``(1, size, size)`` float32: DAN's start, as a kernel."""
+    k = np.zeros((1, size, size), np.float32)
+    k[0, size // 2, size // 2] = 1.0
+    return k
+
+
+def load_usrnet(path, scale):
+    """The USRNet a ``dan-usrnet`` run alternates with: it must exist, take (LR, kernel,
+    scale, noise level) and have been trained at the run's scale (one-line errors)."""
+    from visionfw.checkpoint import load_model
+    from visionfw.conditioning import roles_of
+    from visionfw.errors import VisionfwError
+    from visionfw.methods.accepts import accepts_of
+
+    if not path:
+        raise TrainError("recipe dan-usrnet needs the trained USRNet: --usrnet FILE (e.g. "
+                         "zoo/usrnet_k6_nc16_x234.weights.h5)")
+    try:
+        model = load_model(path, compile=False)
+    except VisionfwError as exc:
+        raise TrainError(f"--usrnet {exc}") from None
+    if roles_of(model) != ["image", "kernel", "scale", "noise_sigma"]:
+        raise TrainError(f"--usrnet {path}: {model.name} takes {', '.join(roles_of(model))}, not "
+                         "an LR image, a kernel, the scale and the noise level (a USRNet)")
+    try:
+        accepts_of(model).check(f"--usrnet {path}", scale=scale)
+    except VisionfwError as exc:
+        raise TrainError(str(exc)) from None
+    return model
+
+
+@register_recipe("dan-usrnet")
+class DANUSRNetRecipe(Recipe):
+    """DAN's kernel Estimator (``dan-kernel-estimator``, the trained model) unfolded with a
+    trained USRNet (``--usrnet FILE``) for ``loops`` iterations: ``SR = U(LR, k, s, sigma)``
+    with the kernel detached, ``k = E(LR, SR)`` with SR detached, from the centred delta
+    kernel. The last iteration is supervised: L1 between its kernel and the true one and,
+    with ``finetune``, L1 between its SR and HR, which also trains USRNet (frozen otherwise).
+    The default degradation is USRNet's own (Gaussian and motion kernels, circular blur,
+    top-left decimation, noise 0-25) at the estimator's kernel size; the noise level fed to
+    USRNet is the true one, as in USRNet's non-blind setting."""
+
+    params = (
+        Hyperparameter("usrnet", str, "", "the trained USRNet weights (train.py usrnet)"),
+        Hyperparameter("loops", int, 4, "unfolded iterations"),
+        Hyperparameter("finetune", bool, False, "train USRNet too, on the last SR's L1"),
+    )
+    model = "dan-kernel-estimator"
+    main = "estimator"
+    ema = ("estimator",)
+    saved = ("usrnet",)
+    needs = ("kernel",)
+    test_weights = {"estimator": "best.weights.h5", "model": "best.usrnet.weights.h5"}
+    val_metrics = ("kernel_psnr",)
+
+    @classmethod
+    def default_degradation(cls, scale):
+        from visionfw.recipes.usrnet import USRNET_TRAINING
+
+        return USRNET_TRAINING
+
+    @classmethod
+    def check_run(cls, config):
+        if int(config.recipe_params.get("loops", 1)) < 1:
+            raise TrainError("--recipe-param loops must be at least 1")
+        if not config.recipe_params.get("usrnet"):
+            load_usrnet("", config.scale)
+        from visionfw.recipes.usrnet import check_usrnet_degradation
+
+        check_usrnet_degradation(config.degradation, config.patch_size)
+
+    @classmethod
+    def check_model(cls, config, model_dict):
+        from visionfw.recipes.kenet import check_kernel_size
+
+        meta = model_dict.get("meta") or {}
+        if meta.get("output") != "kernel" or "sr" not in meta.get("inputs", {}):
+            raise TrainError(f"recipe dan-usrnet trains an estimator of (LR, SR) -> kernel "
+                             f"(dan-kernel-estimator); {model_dict.get('name')} is not one")
+        check_kernel_size(cls.name, config, int(meta["kernel_size"]))
+
+    def build(self):
+        from visionfw.graph.builder import attach_spec, build
+
+        self.usrnet = load_usrnet(self.options["usrnet"], int(self.config.scale))
+        self.usrnet.trainable = bool(self.options["finetune"])
+        meta = dict(self.model_dict.get("meta") or {}, loops=self.options["loops"])
+        self.model_dict = dict(self.model_dict, meta=meta)
+        estimator = build(self.model_dict)
+        attach_spec(estimator, self.model_dict, self.model_name, self.hparams)
+        self.networks = {"estimator": estimator, "usrnet": self.usrnet}
+        self.optimizers = {"dan": self.adam()}
+        trained = ("estimator", "usrnet") if self.options["finetune"] else ("estimator",)
+        self.optimizer_networks = {"dan": trained}
+        self.start = tf.constant(delta_kernel(int(meta["kernel_size"])), tf.float32)
+
+    def _restore(self, batch, lr, kernel, training=False):
+        from visionfw.conditioning import feed
+
+        fed = dict(batch, lr=lr, kernel=kernel)
+        return tf.cast(self.usrnet(feed(self.usrnet, fed), training=training), tf.float32)
+
+    def _start(self, lr):
+        shape = tf.concat([tf.shape(lr)[:1], tf.shape(self.start)[1:]], 0)
+        return tf.broadcast_to(self.start, shape)
+
+    def train_step(self, batch, opt):
+        e = self.networks["estimator"]
+        lr, hr = batch["lr"], batch["hr"]
+        true = tf.cast(batch["kernel"], tf.float32)
+        k = self._start(lr)
+        for _ in range(self.options["loops"] - 1):      # no gradient reaches these
+            sr = tf.stop_gradient(self._restore(batch, lr, k))
+            k = tf.stop_gradient(tf.cast(e([lr, sr], training=True), tf.float32))
+        finetune = self.options["finetune"]
+
+        def loss(k=k):
+            sr = self._restore(batch, lr, tf.stop_gradient(k), training=finetune)
+            new = tf.cast(e([lr, tf.stop_gradient(sr)], training=True), tf.float32)
+            kernel_loss = tf.reduce_mean(tf.abs(new - true))
+            sr_loss = tf.reduce_mean(tf.abs(sr - hr))
+            total = kernel_loss + sr_loss if finetune else kernel_loss
+            return total, (kernel_loss, sr_loss)
+
+        total, (kernel_loss, sr_loss) = opt.minimize("dan", loss)
+        return {"loss": total, "kernel_loss": kernel_loss, "sr_loss": sr_loss}
+
+    def predict(self, inputs):
+        from visionfw.recipes.kenet import kernel_psnr_tf
+
+        e = self.networks["estimator"]
+        lr = inputs["lr"]
+        k = self._start(lr)
+        for _ in range(self.options["loops"]):
+            sr = self._restore(inputs, lr, k)
+            k = tf.cast(e([lr, sr], training=False), tf.float32)
+        return sr, {"kernel_psnr": kernel_psnr_tf(k, tf.cast(inputs["kernel"], tf.float32)),
+                    "kernel": k}
