@@ -315,3 +315,17 @@ def test_kenet_usrnet_bad_inputs(pipeline_files, tmp_path):
         method.restore(np.zeros((16, 16, 3), np.float32), {}, np.ones((10, 10), np.float32)
                        / 100)
     assert math.isfinite(method.mean_kernel(11).sum())
+
+
+def test_json_folder_is_made_before_the_run(tmp_path):
+    images = write_images(tmp_path / "imgs", n=1, size=(32, 32))
+    target = tmp_path / "new" / "deeper" / "m.json"
+    r = run_cli("test.py", "mean-kernel", "--dataset", images, "--degradation", "aniso",
+                "--scale", "2", "--json", target)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(target.read_text())["results"][0]["n_images"] == 1
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run_cli("test.py", "mean-kernel", "--dataset", images, "--degradation", "aniso",
+                "--scale", "2", "--json", blocker / "m.json")
+    assert r.returncode == 2 and "cannot write in" in r.stderr

@@ -63,12 +63,16 @@ def load_for_test(model, weights, params, scale, insist=False):
 
 
 def check_output_path(path, what):
+    """Before any image runs: the folder of an output file is made if missing and must take
+    a file (one line otherwise), so a long evaluation never ends unable to write its report."""
+    from visionfw.fsutil import unwritable_reason
+
     if path is None:
         return
     folder = pathlib.Path(path).resolve().parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise HyperparameterError(f"{what} {path}: folder {folder} does not exist or is not "
-                                  "writable")
+    reason = unwritable_reason(folder)
+    if reason:
+        raise HyperparameterError(f"{what} {path}: cannot write in {folder} ({reason})")
 
 
 def parse_weights(values):
