@@ -10,14 +10,12 @@ from visionfw.errors import HyperparameterError
 from visionfw.graph.chain import Links
 from visionfw.models import register_model
 
-DEFAULT_SIZE = {2: 11, 3: 15, 4: 21}        # KENet's kernel size per scale (11 at x2, 21 at x4)
-
-
 def kernel_size_for(scale, size=0):
-    """The estimated kernel's side: ``size`` when given, else KENet's default for ``scale``."""
-    if size:
-        return int(size)
-    return DEFAULT_SIZE.get(int(scale), 21)
+    """The estimated kernel's side: ``size`` when given, else KENet's default for ``scale``,
+    the ``aniso`` protocol's (11 at x2, 21 otherwise), which the recipe trains on."""
+    from visionfw.degradation.protocols import aniso_kernel_size
+
+    return int(size) if size else aniso_kernel_size(scale)
 
 
 def _residual(g, x, conv):
@@ -40,7 +38,7 @@ def kenet(nf: int = 64, fc: int = 1024, size: int = 0, channels: int = 3, scale:
     Args:
         nf: width of the first stage (64 in the paper).
         fc: width of the two hidden dense layers (1024 in the paper).
-        size: the kernel's side (0: 11 at x2, 15 at x3, 21 at x4).
+        size: the kernel's side (0: 11 at x2, 21 otherwise).
         channels: image channels.
         scale: the SR factor the estimator is trained for (it sets the default size; the
             network itself works on any LR image of at least 8x8 pixels).

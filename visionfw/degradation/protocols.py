@@ -116,11 +116,13 @@ def aniso_kernel_size(scale):
     return ANISO_SIZE.get(int(scale), KERNEL_SIZE)
 
 
-def aniso_blur(scale, padding="reflect"):
-    """The ``aniso`` protocol's blur op as a spec (KENet's training blurs, at its size)."""
+def aniso_blur(scale, padding="reflect", size=None):
+    """The ``aniso`` protocol's blur op as a spec (KENet's training blurs, at its size for
+    ``scale`` unless ``size`` is given)."""
     lo, hi = ANISO_SIGMA
+    side = aniso_kernel_size(scale) if size is None else int(size)
     return (f"gaussian(sigma1={lo}~{hi},sigma2={lo}~{hi},theta=0.0~{spec_literal(math.pi)},"
-            f"size={aniso_kernel_size(scale)},padding={padding})")
+            f"size={side},padding={padding})")
 
 
 @_protocol("aniso")

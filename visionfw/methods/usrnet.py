@@ -75,6 +75,17 @@ class USRNetMethod(NonBlindMethod):
 
         return KernelEstimatorMethod({"model": network}, scale=self.scale)
 
+    def check_fits(self, lr, kernel):
+        """The data step needs a kernel no larger than the SR image (or tile): one line."""
+        kh, kw = kernel.shape
+        h, w = lr.shape[0] * self.scale, lr.shape[1] * self.scale
+        if self.tile:
+            h = w = min(self.tile * self.scale, h, w)
+        if kh > h or kw > w:
+            raise MethodError(f"the {kw}x{kh} kernel is larger than the {w}x{h} SR image"
+                              + (" tile" if self.tile else "") + "; the data step needs a "
+                              "kernel no larger than the image")
+
     def kernel_for(self, lr, labels):
         """The kernel USRNet is given: the estimator's, else the true one."""
         if self.estimator is not None:
@@ -86,14 +97,7 @@ class USRNetMethod(NonBlindMethod):
 
     def __call__(self, lr, bicubic, labels):
         labels = dict(labels, kernel=self.kernel_for(lr, labels))
-        kh, kw = labels["kernel"].shape
-        h, w = lr.shape[0] * self.scale, lr.shape[1] * self.scale
-        if self.tile:
-            h = w = min(self.tile * self.scale, h, w)
-        if kh > h or kw > w:
-            raise MethodError(f"the {kw}x{kh} kernel is larger than the {w}x{h} SR image"
-                              + (" tile" if self.tile else "") + "; the data step needs a "
-                              "kernel no larger than the image")
+        self.check_fits(lr, labels["kernel"])
         out = super().__call__(lr, bicubic, labels)
         out["kernel"] = labels["kernel"]
         if self.data_steps is not None:      # fed like the network, tiles and ensemble too
@@ -186,14 +190,9 @@ class EstimatorUSRNetMethod(USRNetMethod):
 
     def restore(self, lr, labels, kernel):
         kh, kw = kernel.shape
-        h, w = lr.shape[0] * self.scale, lr.shape[1] * self.scale
-        if self.tile:
-            h = w = min(self.tile * self.scale, h, w)
-        if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+        if kh % 2 == 0 or kw % 2 == 0:
             raise MethodError(f"a {kw}x{kh} kernel has no centre tap; USRNet takes odd sizes")
-        if kh > h or kw > w:
-            raise MethodError(f"the {kw}x{kh} kernel is larger than the {w}x{h} SR image; the "
-                              "data step needs a kernel no larger than the image")
+        self.check_fits(lr, kernel)
         return self.run_with(self.predict, lr, dict(labels, kernel=kernel))
 
     def __call__(self, lr, bicubic, labels):
@@ -241,8 +240,9 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
         if self.options["iterations"] < 0:
             raise MethodError("--method-param iterations must be 1 or more (0: as trained)")
         self.loops = self.options["iterations"] or int(model_meta(network).get("loops") or 4)
-        self.start = np.zeros((int(network.outputs[0].shape[-1]),) * 2, np.float32)
-        self.start[self.start.shape[0] // 2, self.start.shape[1] // 2] = 1.0
+        from visionfw.recipes.dan import delta_kernel
+
+        self.start = delta_kernel(int(network.outputs[0].shape[-1]))[0]
         estimate = tf.function(lambda lr, sr: network([lr, sr], training=False),
                                reduce_retracing=True, autograph=False)
 

@@ -22,9 +22,7 @@ DAN_TRAINING = "gaussian(sigma=0.2~4.0,size=21,padding=reflect)+bicubic+quantize
 def delta_code(pca):
     """The code of the centred delta kernel (a 1 at tap ``size // 2``), DAN's start: ``(1, t)``
     float32, taken without the mean like every DAN code."""
-    k = np.zeros((1, pca.kernel_size, pca.kernel_size), np.float32)
-    k[0, pca.kernel_size // 2, pca.kernel_size // 2] = 1.0
-    return encode(pca, k)
+    return encode(pca, delta_kernel(pca.kernel_size))
 
 
 def dan_loop(restorer, estimator, lr, start, loops):

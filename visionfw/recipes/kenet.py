@@ -21,16 +21,8 @@ def kernel_degradation(scale, size=None, model="bicubic"):
     from visionfw.degradation.protocols import aniso_blur
 
     padding = "circular" if model == "direct" else "reflect"
-    spec = aniso_blur(scale, padding)
-    if size is not None:
-        spec = spec.replace(f"size={_size_in(spec)}", f"size={int(size)}")
+    spec = aniso_blur(scale, padding, size)
     return spec + ("+direct(offset=0)+quantize" if model == "direct" else "+bicubic+quantize")
-
-
-def _size_in(spec):
-    import re
-
-    return re.search(r"size=(\d+)", spec).group(1)
 
 
 def training_kernel_size(spec):
