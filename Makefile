@@ -14,8 +14,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Two pytest workers (pytest-xdist), one per core; `make test WORKERS=0` runs in one process.
+WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS)
 
 # A small SRResNet (4 blocks, 32 filters, no BatchNorm) trained x2 on the colour photographs
 # embedded in scikit-image, then test.py on the three held-out photographs (model vs bicubic,

@@ -1,4 +1,5 @@
-"""Shared test settings: quiet TensorFlow, two CPU threads, the shared data folder."""
+"""Shared test settings: quiet TensorFlow, two CPU threads (one per worker under two pytest
+workers), the shared data folder."""
 import os
 import pathlib
 import sys
@@ -10,7 +11,8 @@ if str(ROOT) not in sys.path:
 
 from visionfw import runtime  # noqa: E402
 
-runtime.configure_threads(2)
+# `make test` runs two pytest workers (pytest-xdist) on the two cores: one thread each then
+runtime.configure_threads(1 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 else 2)
 
 import pytest  # noqa: E402
 

@@ -22,6 +22,10 @@ TINY = {
     "sftmd": {"nb": 2, "nf": 8, "scale": 2},
     "resunet": {"nc": 8, "nb": 1, "levels": 3},
     "usrnet": {"iterations": 2, "nc": 8, "nb": 1, "levels": 3, "hidden": 8, "scale": 2},
+    "kenet": {"nf": 4, "fc": 8, "size": 5, "scale": 2},
+    "dan-estimator": {"nf": 8, "nb": 1, "code_len": 4, "scale": 2},
+    "dan-kernel-estimator": {"nf": 8, "nb": 1, "size": 5, "scale": 2},
+    "dan-restorer": {"nf": 8, "nb": 1, "code_len": 4, "scale": 2},
 }
 
 
@@ -50,6 +54,9 @@ def lr_batch(model, n=2, size=12):
     for i, role in enumerate(roles_of(model)):
         if role == "scale":                     # a network that takes the scale as an input
             xs[i] = np.full(xs[i].shape, meta["scale"], np.float32)
+        elif role == "sr":                      # DAN's estimators: the current SR image
+            xs[i] = rng.random((n, size * meta["scale"], size * meta["scale"],
+                                xs[i].shape[-1]), dtype=np.float32)
         elif role == "kernel":                  # a 5x5 blur, normalised
             xs[i] = rng.random((n, 5, 5), dtype=np.float32)
             xs[i] /= xs[i].sum(axis=(1, 2), keepdims=True)
@@ -63,8 +70,13 @@ def test_builds_runs_and_scales(name):
     y = model.predict(x, verbose=0)
     meta = visionfw.model_dict(name, **hp)["meta"]
     s = meta["scale"]
-    if meta.get("output") == "kernel_code":       # IKC's Predictor and Corrector
+    if meta.get("output") == "kernel_code":       # IKC's Predictor and Corrector, DAN's
         assert y.shape == (2, meta["code_len"])
+    elif meta.get("output") == "kernel":          # KENet, DAN's kernel estimator
+        side = meta["kernel_size"]
+        assert y.shape == (2, side, side)
+        np.testing.assert_allclose(y.sum(axis=(1, 2)), 1, rtol=1e-5)
+        assert y.min() >= 0
     else:
         assert y.shape == (2, 12 * s, 12 * s, model.inputs[0].shape[-1])
     assert np.all(np.isfinite(y))
@@ -75,7 +87,10 @@ def test_trains_one_step(name):
     x = lr_batch(model)
     y = model.predict(x, verbose=0)
     before = [w.copy() for w in model.get_weights()]
-    model.fit(x, np.clip(y + 0.1, 0, 1), epochs=1, batch_size=2, verbose=0)
+    # a target off the output in both directions (under L1, a shift of one sign everywhere
+    # gives a softmax kernel no gradient)
+    target = np.clip(y + np.random.default_rng(2).normal(0, 0.1, y.shape), 0, 1)
+    model.fit(x, target.astype("float32"), epochs=1, batch_size=2, verbose=0)
     after = model.get_weights()
     if model.trainable_weights:
         assert any(not np.array_equal(a, b) for a, b in zip(before, after))
