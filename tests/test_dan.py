@@ -175,7 +175,9 @@ def test_test_py_dan_scores_every_iteration_on_two_images(dan_run, images, tmp_p
     assert r.returncode == 0, r.stderr
     written = sorted(p.name for p in (tmp_path / "sr").iterdir())
     assert len([n for n in written if n.endswith("_x2.png")]) == 2
-    assert len([n for n in written if "kernel" in n and n.endswith(".png")]) == 2
+    # the last estimate and the labelled strip of every iteration's, per image
+    assert len([n for n in written if n.endswith("_kernel.png")]) == 2
+    assert len([n for n in written if n.endswith("_kernels.png")]) == 2
 
 
 def test_wrong_roles_lengths_and_pcas_are_one_line_errors(dan_run, images, tmp_path):

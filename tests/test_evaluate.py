@@ -294,5 +294,5 @@ def test_progress_lines_name_the_lr_apart_from_the_bicubic_score(folder):
 
     r = run_cli("test.py", "bicubic", "--scale", "2", "--dataset", str(folder))
     line = next(x for x in r.stderr.splitlines() if "img0" in x)
-    assert line.startswith("Mini [LR: bicubic down-scaling] img0: ")
+    assert line.startswith("[1/2] Mini [LR: bicubic down-scaling] img0: ")
     assert "(bicubic up-scaling " in line

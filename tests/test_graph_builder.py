@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import visionfw
+from visionfw.errors import HyperparameterError
 from visionfw.graph.printer import layer_table
 
 
@@ -54,6 +55,41 @@ def test_srresnet_structure_per_channel_prelu_and_pixel_shuffle():
     shuffles = [l for l in layers if type(l).__name__ == "PixelShuffle"]
     assert [l.scale for l in shuffles] == [2, 2]
     assert sum(isinstance(l, keras.layers.BatchNormalization) for l in layers) == 33
+
+
+def test_srresnet_activation_reaches_the_head_and_every_block():
+    # B=2, 8 filters, x4 (two up-sampling stages), by hand:
+    # head 9*9*3*8 + 8 = 1,952; residual block 2 * (3*3*8*8 + 8) + 2 * 32 (BN) = 1,232 each;
+    # body conv + BN 584 + 32; up-sampling stage 3*3*8*32 + 32 = 2,336 each; tail 9*9*8*3 + 3
+    # = 1,947: 1,952 + 2,464 + 616 + 4,672 + 1,947 = 11,651, plus 8 per PReLU (head, 2 blocks,
+    # 2 stages: 40) = 11,691 by default
+    hp = {"B": 2, "filters": 8, "scale": 4}
+    default = visionfw.build_model("srresnet", compile=False, **hp)
+    assert count(default) == 11_691
+    assert sum(isinstance(l, keras.layers.PReLU) for l in _all_layers(default)) == 5
+    leaky = visionfw.build_model("srresnet", activation="leakyrelu", compile=False, **hp)
+    assert count(leaky) == 11_651
+    layers = _all_layers(leaky)
+    assert not any(isinstance(l, keras.layers.PReLU) for l in layers)
+    slopes = [l.negative_slope for l in layers if isinstance(l, keras.layers.LeakyReLU)]
+    assert slopes == pytest.approx([0.2] * 5)
+    relu = visionfw.build_model("srresnet", activation="relu", compile=False, **hp)
+    assert count(relu) == 11_651
+    assert sum(isinstance(l, keras.layers.ReLU) for l in _all_layers(relu)) == 5
+    # the default dictionary does not name the blocks' activation: it is the one checkpoints hold
+    assert all("activation" not in p for p in visionfw.model_dict("srresnet")["block_par"])
+    with pytest.raises(HyperparameterError,
+                       match=r"unknown activation 'tanh'; valid: gelu, leakyrelu, prelu, relu"):
+        visionfw.model_dict("srresnet", activation="tanh")
+
+
+def test_block_with_an_unknown_activation_names_its_link():
+    d = {"name": "b", "convo": [(0, 1)], "convo_par": {"filters": 8, "kernel_size": 3},
+         "block": [(1, 2)], "block_sub": "gen_residual_block",
+         "block_par": {"activation": "swish"}}
+    with pytest.raises(visionfw.LinkError, match=r"^block\[0\] \(1 -> 2\): .*unknown activation "
+                                                 r"'swish'; valid: gelu, leakyrelu"):
+        visionfw.build(d)
 
 
 def _all_layers(model):
@@ -234,6 +270,6 @@ def test_layer_table_rows_and_totals():
     rows, totals = layer_table(d)
     assert [r["family"] for r in rows][:3] == ["convo[0]", "aactv[0]", "block[0]"]
     assert sum(r["count"] for r in rows) == totals["total"]
-    assert rows[-1]["output_shape"] == "(?, ?, ?, 3)"
+    assert rows[-1]["output_shape"] == "(?, 128, 128, 3)"      # a 64x64 LR image, x2
     # a residual block of 8 filters: 2 * (3*3*8*8 + 8) + 2 * 32 (BN) + 8 (PReLU) = 1,240
     assert rows[2]["count"] == 1240

@@ -102,6 +102,108 @@ def test_error_carries_structured_fields():
     assert (err.family, err.index, err.link) == ("convo", 0, (0, 1))
 
 
+# ---- the shape probe: merges of maps of different sizes fail at build time ---------------------
+
+def lr_and_2x():
+    """An LR feature map concatenated with its 2x up-sampling: fine in channels, wrong in size."""
+    return {"name": "mismatch", "inputs": ["lr"],
+            "convo": [("lr", "feat"), ("joint", "sr")],
+            "convo_par": [{"filters": 8, "kernel_size": 3, "padding": "same"},
+                          {"filters": 3, "kernel_size": 3, "padding": "same"}],
+            "up": [("feat", "feat2x")], "up_sub": "UpSampling2D",
+            "cat": [("feat", "feat2x", "joint")], "cat_sub": "Concatenate"}
+
+
+def test_concatenate_of_an_lr_and_a_2x_map_fails_at_build_naming_the_link():
+    with pytest.raises(LinkError) as info:
+        visionfw.build(lr_and_2x())
+    message = str(info.value)
+    assert message == (
+        "cat[0] ('feat', 'feat2x' -> 'joint'): Concatenate on axis -1 needs equal shapes "
+        "elsewhere, got (None, 48, 48, 8) from node 'feat' and (None, 96, 96, 8) from node "
+        "'feat2x' (shape probe: a 48x48 LR input; meta['probe_size'] sets another)")
+    assert info.value.__context__ is None          # no TensorFlow error behind it
+    assert (info.value.family, info.value.index) == ("cat", 0)
+
+
+def test_add_of_a_strided_map_inside_a_nested_block_names_the_inner_link():
+    inner = {"name": "down", "convo": [(0, 1)],
+             "convo_par": [{"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same"}],
+             "merge": [(0, 1, 2)]}
+    with pytest.raises(LinkError, match=r"^block\[0\] down > merge\[0\] \(0, 1 -> 2\): Add needs "
+                                        r"inputs of equal shape, got \(None, 48, 48, 3\) from node "
+                                        r"0 and \(None, 24, 24, 3\) from node 1 \(shape probe"):
+        visionfw.build({"name": "outer", "block": [(0, 1)], "block_sub": [inner]})
+
+
+def hourglass(depth=5):
+    """Halved ``depth`` times by stride-2 convolutions, doubled back, added to the input: fits
+    images whose side is a multiple of 2**depth only."""
+    same = {"filters": 3, "kernel_size": 3, "padding": "same"}
+    return {"name": "hourglass",
+            "down": [(i, i + 1) for i in range(depth)], "down_sub": "Conv2D",
+            "down_par": {**same, "strides": 2},
+            "up": [(depth + i, depth + i + 1) for i in range(depth)], "up_sub": "UpSampling2D",
+            "merge": [(0, 2 * depth, 2 * depth + 1)]}
+
+
+def test_probe_size_is_overridable_and_the_probe_can_be_skipped():
+    with pytest.raises(LinkError, match=r"^merge\[0\] .*\(None, 48, 48, 3\) from node 0 and "
+                                        r"\(None, 64, 64, 3\) from node 10"):
+        visionfw.build(hourglass())               # 48 -> 24 -> 12 -> 6 -> 3 -> 2 -> ... 64
+    params = 5 * (3 * 3 * 3 * 3 + 3)
+    assert visionfw.build(hourglass(), probe_size=64).count_params() == params
+    declared = {**hourglass(), "meta": {"probe_size": 64}}   # what a JSON model says
+    assert visionfw.build(declared).count_params() == params
+    with pytest.raises(LinkError, match=r"^meta: 'probe_size' must be a side in pixels"):
+        visionfw.build({**hourglass(), "meta": {"probe_size": "64"}})
+    visionfw.build(lr_and_2x(), probe_size=0)     # no probe: only the channels are checked
+
+
+def test_probe_sizes_follow_each_input_role():
+    from visionfw.graph.builder import sized_inputs
+
+    for name, hp, want in [
+        ("srcnn", {"scale": 3}, [(48 * 3 + 14, 48 * 3 + 14, 3)]),     # the up-sampled image
+        ("dan-estimator", {"scale": 2}, [(48, 48, 3), (96, 96, 3)]),   # LR and SR images
+        ("usrnet", {"scale": 2}, [(48, 48, 3), (None, None), (), ()]),  # a kernel: any size
+    ]:
+        d = visionfw.model_dict(name, **hp)
+        assert sized_inputs(visionfw.validate(d), d, 48) == want, name
+
+
+# ---- dangling nodes name the forgotten node ----------------------------------------------------
+
+def test_forgotten_node_is_named_not_the_intended_output():
+    # the forgotten link comes last, after the one making the intended output (node 4)
+    d = {**base(), "extra": [(1, 9)], "extra_sub": ["ReLU"]}
+    with pytest.raises(LinkError) as info:
+        visionfw.validate(d)
+    message = str(info.value)
+    assert message.startswith("extra[0] (1 -> 9): node 9 is produced but never used, so the "
+                              "model has two candidate outputs: 4 and 9. Node 4 looks like the "
+                              "output (4 links lead to it, 2 to node 9)")
+    assert message.endswith("'outputs': [4]") and "\n" not in message
+    # declared first, the forgotten link is still the one named
+    early = {"name": "early", "extra": [(1, 9)], "extra_sub": ["ReLU"],
+             **{k: v for k, v in base().items() if k != "name"}}
+    with pytest.raises(LinkError, match=r"^extra\[0\] \(1 -> 9\): node 9 .* two candidate "
+                                        r"outputs: (9 and 4|4 and 9)\. Node 4 looks like"):
+        visionfw.validate(early)
+
+
+def test_three_sinks_and_explicit_outputs():
+    d = {**base(), "extra": [(1, 9), (2, 10)], "extra_sub": ["ReLU", "ReLU"]}
+    with pytest.raises(LinkError, match=r"^extra\[0\] \(1 -> 9\): .*3 candidate outputs: "
+                                        r"4, 9 and 10\. Node 4 looks like the output"):
+        visionfw.validate(d)
+    # with 'outputs', a node nothing uses is named as such
+    with pytest.raises(LinkError, match=r"^extra\[1\] \(2 -> 10\): node 10 is produced but never "
+                                        r"used and is not an output"):
+        visionfw.validate({**d, "outputs": [4, 9]})
+    assert visionfw.validate({**d, "outputs": [4, 9, 10]}).outputs == [4, 9, 10]
+
+
 # ---- random malformed dictionaries ------------------------------------------------------------
 
 node_values = st.one_of(st.integers(-2, 9), st.sampled_from(["a", "", "x1"]), st.none(),

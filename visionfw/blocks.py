@@ -5,31 +5,36 @@ unique inside the block.
 """
 import keras
 
-from visionfw.graph.registry import register_block
-from visionfw.layers import BatchNormalization, Conv2D, PixelShuffle, PReLU
+from visionfw.activations import activation_link
+from visionfw.graph.registry import register_block, resolve
+from visionfw.layers import BatchNormalization, Conv2D, PixelShuffle
 
 
-def _prelu(name):
-    # PyTorch's PReLU starts at 0.25, a better start than Keras' 0 for these networks.
-    return PReLU(alpha_initializer=keras.initializers.Constant(0.25), shared_axes=(1, 2),
-                 name=name)
+def activation_layer(activation):
+    """The layer of activation ``activation`` (a name of :data:`visionfw.activations.ACTIVATIONS`),
+    made as a dictionary's ``_sub``/``_par`` would make it and named after the activation
+    (``prelu``: the weight paths of SRResNet checkpoints)."""
+    sub, par = activation_link(activation)
+    return resolve(sub).target(name=activation, **par)
 
 
 @register_block
-def gen_residual_block(x, filters=None, kernel_size=3, batchnorm=True):
-    """SRResNet's residual block: conv-BN-PReLU-conv-BN plus the identity.
+def gen_residual_block(x, filters=None, kernel_size=3, batchnorm=True, activation="prelu"):
+    """SRResNet's residual block: conv-BN-activation-conv-BN plus the identity.
 
     Args:
         x: input tensor (B, H, W, C).
         filters: convolution width; defaults to C, which the skip connection needs.
         kernel_size: convolution kernel size.
         batchnorm: False drops both BatchNormalization layers.
+        activation: 'prelu' (SRResNet's, one slope per channel), 'leakyrelu', 'relu', 'gelu'
+            or 'silu' (:data:`visionfw.activations.ACTIVATIONS`).
     """
     filters = filters or x.shape[-1]
     y = Conv2D(filters, kernel_size, padding="same", name="conv1")(x)
     if batchnorm:
         y = BatchNormalization(name="bn1")(y)
-    y = _prelu("prelu")(y)
+    y = activation_layer(activation)(y)
     y = Conv2D(filters, kernel_size, padding="same", name="conv2")(y)
     if batchnorm:
         y = BatchNormalization(name="bn2")(y)
@@ -37,19 +42,20 @@ def gen_residual_block(x, filters=None, kernel_size=3, batchnorm=True):
 
 
 @register_block
-def gen_last_block(x, filters=None, scale=2, kernel_size=3):
-    """Sub-pixel up-sampling stage: conv to filters*scale^2 channels, pixel shuffle, PReLU.
+def gen_last_block(x, filters=None, scale=2, kernel_size=3, activation="prelu"):
+    """Sub-pixel up-sampling stage: conv to filters*scale^2 channels, pixel shuffle, activation.
 
     Args:
         x: input tensor (B, H, W, C).
         filters: channels after the shuffle; defaults to C.
         scale: up-sampling factor of this stage.
         kernel_size: convolution kernel size.
+        activation: as in :func:`gen_residual_block` (default 'prelu').
     """
     filters = filters or x.shape[-1]
     y = Conv2D(filters * scale * scale, kernel_size, padding="same", name="conv")(x)
     y = PixelShuffle(scale, name="shuffle")(y)
-    return _prelu("prelu")(y)
+    return activation_layer(activation)(y)
 
 
 @register_block

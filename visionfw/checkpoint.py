@@ -1,8 +1,10 @@
 """Weights files that carry their own dictionary, so a model reloads from the file alone.
 
 A checkpoint is a Keras ``.weights.h5`` file whose root attribute ``visionfw_spec`` holds JSON:
-``{"format": 1, "model": name or null, "hparams": {...}, "dict": {...}}``. It is written to a
-temporary file beside the target and renamed, so an interrupted save never leaves half a file.
+``{"format": 1, "model": name or null, "hparams": {...}, "dict": {...}}``, and ``"plugins":
+[{"plugin": FILE_OR_MODULE, "names": {name: kind}}]`` when the dictionary names layers, blocks
+or models of user plugins (:mod:`visionfw.plugins`). It is written to a temporary file beside
+the target and renamed, so an interrupted save never leaves half a file.
 """
 import json
 import os
@@ -16,10 +18,12 @@ SPEC_ATTR = "visionfw_spec"
 
 
 def save_model(model, path):
-    """Write ``model``'s weights and its dictionary to ``path`` (ending in ``.weights.h5``)."""
+    """Write ``model``'s weights and its dictionary to ``path`` (ending in ``.weights.h5``),
+    with the user plugins the dictionary needs. A missing folder is made."""
     import h5py
 
     from visionfw.graph.builder import model_spec
+    from visionfw.plugins import plugins_needed
 
     path = os.fspath(path)
     if not path.endswith(".weights.h5"):
@@ -29,9 +33,17 @@ def save_model(model, path):
         raise CheckpointError(
             f"{path}: model {model.name!r} was not built by visionfw from a JSON-compatible "
             "dictionary, so the checkpoint could not rebuild it")
+    plugins = plugins_needed(spec)
+    if plugins:
+        spec["plugins"] = plugins
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise CheckpointError(f"{path}: folder {folder} does not exist")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            reason = ("a file of that name is in the way" if os.path.exists(folder)
+                      else exc.strerror or type(exc).__name__)
+            raise CheckpointError(f"{path}: cannot make folder {folder}: {reason}") from None
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=folder)
     os.close(fd)
     os.chmod(tmp, default_file_mode())
@@ -223,10 +235,14 @@ def load_model(path, compile=True, **overrides):
 
     ``overrides`` change hyperparameters of a registered model (e.g. ``scale`` for a model
     whose weights do not depend on it); the new dictionary must still fit the weights.
+    A layer, block or model of a user plugin that is not loaded is a one-line error naming
+    the plugin the checkpoint recorded.
     """
     from visionfw.graph.builder import attach_spec, build
+    from visionfw.plugins import check_plugins
 
     spec = read_spec(path)
+    check_plugins(spec, path)
     d, hparams = spec["dict"], spec.get("hparams")
     if overrides:
         if not spec.get("model"):

@@ -52,6 +52,10 @@ class CheckpointError(VisionfwError, ValueError):
     """A weights file that is missing, not a visionfw checkpoint, or does not fit the model."""
 
 
+class PluginError(VisionfwError):
+    """A user plugin (``--plugin``, ``VISIONFW_PLUGINS``) that is missing or fails to import."""
+
+
 def describe_link(link):
     """``(2, 7, 8)`` -> ``'2, 7 -> 8'``: inputs, then the node(s) produced."""
     try:

@@ -343,6 +343,9 @@ def blocked_conv2d(x, kernel, block, padding):
     bottom = b * (hb + k2h - 1) - h - top
     right = b * (wb + k2w - 1) - w - left
     xp = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+    # a pad by computed amounts loses the channel count in the graph; the reshape restates
+    # it, so a converter (TFLite) sees a convolution of known input depth
+    xp = tf.reshape(xp, tf.stack([shape[0], h + top + bottom, w + left + right, cin]))
     folded = tf.nn.space_to_depth(xp, b)
     # blocked kernel: taps (T_row, T_col), input (r_row, r_col, cin), output (a_row, a_col, c)
     # holds kernel[b*T_row + r_row - a_row, b*T_col + r_col - a_col] (zero outside it)

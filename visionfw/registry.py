@@ -9,13 +9,18 @@ The rules are the same for all of them:
   nearest names (``did you mean 'Conv2D'?``) and, for short registries, the valid ones;
 - a registry may have *loaders*: functions that register more names, run once, the first time
   a name is missed or the names are listed. That is how plugins load on demand without the
-  registry importing them.
+  registry importing them;
+- every entry remembers the module whose code registered it (:meth:`Registry.origin`), so a
+  checkpoint can name the user plugin that one of its layers or blocks came from.
 
 This module imports nothing of visionfw but the errors module.
 """
 import difflib
+import sys
 
 from visionfw.errors import VisionfwError
+
+_loaders_running = 0      # what a loader registers is visionfw's own, whoever asked for it
 
 
 class RegistryError(VisionfwError, ValueError):
@@ -55,6 +60,7 @@ class Registry:
         self._items = {}
         self._aliases = {}
         self._loaders = []
+        self._origins = {}
 
     # ---- registering
 
@@ -72,6 +78,7 @@ class Registry:
                 raise RegistryError(f"{self.kind} {k!r} is already registered "
                                     f"({_describe(existing)}); choose another name")
         self._items[key] = obj
+        self._origins[key] = _registering_module()
         for alias in aliases:
             self._aliases[self.key(alias)] = key
         return obj
@@ -84,6 +91,7 @@ class Registry:
         if not key:
             raise RegistryError(f"a {self.kind} needs a non-empty name")
         self._items[key] = obj
+        self._origins[key] = _registering_module()
         return obj
 
     def decorator(self, name=None, aliases=()):
@@ -113,7 +121,15 @@ class Registry:
     def load(self):
         """Run the loaders not run yet."""
         while self._loaders:
+            self._run_next_loader()
+
+    def _run_next_loader(self):
+        global _loaders_running
+        _loaders_running += 1
+        try:
             self._loaders.pop(0)()
+        finally:
+            _loaders_running -= 1
 
     # ---- looking up
 
@@ -122,7 +138,7 @@ class Registry:
         run one at a time until the name turns up."""
         obj = self._lookup(name)
         while obj is None and self._loaders:
-            self._loaders.pop(0)()
+            self._run_next_loader()
             obj = self._lookup(name)
         return obj
 
@@ -137,6 +153,11 @@ class Registry:
 
     def _lookup(self, name):
         return self._items.get(self._target_key(name))
+
+    def origin(self, name):
+        """The module whose code registered ``name`` (a user plugin's, a script's
+        ``'__main__'``), or ``None`` for visionfw's own entries and those a loader made."""
+        return self._origins.get(self._target_key(name))
 
     def canonical(self, name):
         """The registered name ``name`` resolves to (an alias's target)."""
@@ -175,6 +196,21 @@ class Registry:
 
     def __repr__(self):
         return f"Registry({self.kind!r}, {len(self._items)} entries)"
+
+
+def _registering_module():
+    """The module whose code is registering: the first caller outside visionfw (the module
+    that holds the ``@register_...`` line). ``None`` while a loader runs, and for a visionfw
+    module registering as it is imported (its caller is the import machinery)."""
+    if _loaders_running:
+        return None
+    frame = sys._getframe(2)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module != "visionfw" and not module.startswith("visionfw."):
+            return None if module.startswith("importlib") else module
+        frame = frame.f_back
+    return None
 
 
 def _same(a, b):

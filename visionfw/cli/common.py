@@ -1,5 +1,6 @@
 """Pieces every command shares: model selection, ``--param K=V`` parsing, one-line errors."""
 import functools
+import os
 import sys
 
 import click
@@ -45,6 +46,25 @@ def model_options(fn):
     fn = click.option("--scale", type=click.IntRange(1, 16), default=None,
                       help="Up-scaling factor (sets the model's 'scale' hyperparameter).")(fn)
     return fn
+
+
+def plugin_options(fn):
+    """``--plugin FILE_OR_MODULE`` (repeatable): user plugins imported, with those of
+    ``VISIONFW_PLUGINS``, before the command runs, so their layers, blocks, models, recipes,
+    methods and losses are known to it. A plugin that cannot be loaded is a one-line error."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, plugins=(), **kwargs):
+        from visionfw.plugins import load_user_plugins
+
+        one_line_errors(load_user_plugins)(plugins)
+        return fn(*args, **kwargs)
+
+    return click.option("--plugin", "plugins", multiple=True, metavar="FILE_OR_MODULE",
+                        help="A .py file or module whose import registers your own layers, "
+                             "blocks, models, recipes or methods; repeatable (also: "
+                             "VISIONFW_PLUGINS, a list separated by "
+                             f"'{os.pathsep}').")(wrapper)
 
 
 def resolve_hparams(model, params, scale):

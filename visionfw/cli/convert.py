@@ -3,7 +3,8 @@ import os
 
 import click
 
-from visionfw.cli.common import model_options, one_line_errors, resolve_hparams, start_runtime
+from visionfw.cli.common import (model_options, one_line_errors, plugin_options, resolve_hparams,
+                                 start_runtime)
 from visionfw.errors import CheckpointError, HyperparameterError
 
 
@@ -93,6 +94,7 @@ def _sibling_that_fits(registered, checkpoint, hp, key, mapping):
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
 @model_options
+@plugin_options
 @click.option("--key", default=None,
               help="Top-level entry of the checkpoint that holds the state dict "
                    "(default: found automatically).")

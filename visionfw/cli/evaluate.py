@@ -11,8 +11,8 @@ import pathlib
 import click
 
 from visionfw.cli.common import (EXTRA_ARGS, OneLineCommand, check_out_dir, extra_options,
-                                 merge_options, model_options, one_line_errors, resolve_hparams,
-                                 start_runtime)
+                                 merge_options, model_options, one_line_errors, plugin_options,
+                                 resolve_hparams, start_runtime)
 from visionfw.errors import CheckpointError, HyperparameterError
 
 
@@ -60,6 +60,23 @@ def load_for_test(model, weights, params, scale, insist=False):
         raise CheckpointError(f"model {model} has {built.count_params():,} parameters to learn; "
                               "pass --weights FILE")
     return built
+
+
+def report_label(weights):
+    """How a report names a network given by its weights file: ``RUN/best.weights.h5`` of a
+    train.py run folder by the run folder, another file by its name without
+    ``.weights.h5``, with the dictionary's name (``demo (SRResNet)``)."""
+    path = pathlib.Path(weights)
+    folder = path.parent
+    label = (folder.name if (folder / "settings.json").is_file() and folder.name
+             else path.name.removesuffix(".weights.h5").removesuffix(".h5"))
+    try:
+        from visionfw.checkpoint import read_spec
+
+        name = read_spec(path)["dict"].get("name")
+    except Exception:                   # noqa: BLE001 -- loading reports the real error
+        name = None
+    return f"{label} ({name})" if name and name != label else label
 
 
 def check_output_path(path, what):
@@ -158,6 +175,7 @@ def _method_params_of(name):
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               envvar="VISIONFW_DATA_ROOT", help="Folder holding datasets given by name.")
 @model_options
+@plugin_options
 @click.option("--degradation", default="bicubic", show_default=True,
               help="LR protocol or spec: bicubic, gaussian8, aniso, usrnet12, "
                    "'gaussian(sigma=2.0)+bicubic+noise(15)', ...")
@@ -247,7 +265,7 @@ def main(ctx, model, weights, method_params, datasets, data_root, params, scale,
     else:
         net = load_for_test(model, roles.get("model"), params, scale, insist)
         runner = method_for(net, scale=scale, **common)
-        label = model or pathlib.Path(roles["model"]).name
+        label = model or report_label(roles["model"])
     if channel is None:
         channel = "rgb" if degradation.strip() == "usrnet12" else "y"
     if channel == "rgb" and runner.color == "y":

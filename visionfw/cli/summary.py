@@ -1,10 +1,23 @@
 """``summary``: print the layer table of a model name or a JSON dictionary."""
 import click
 
-from visionfw.cli.common import model_options, one_line_errors, resolve_hparams, start_runtime
+from visionfw.cli.common import (model_options, one_line_errors, plugin_options, resolve_hparams,
+                                 start_runtime)
+from visionfw.graph.printer import INPUT_SIZE
 
 
-def show_summary(model, params, scale, dump_json=None):
+def table_options(fn):
+    """``--expand`` and ``--input-size``: how the layer table is drawn (``summary``,
+    ``train.py --summary``)."""
+    fn = click.option("--input-size", type=click.IntRange(min=1), default=INPUT_SIZE,
+                      show_default=True, metavar="N",
+                      help="Shapes and MACs (FLOPs = 2 x MACs) for an N x N LR image.")(fn)
+    fn = click.option("--expand", is_flag=True,
+                      help="List the layers inside each block, indented under it.")(fn)
+    return fn
+
+
+def show_summary(model, params, scale, dump_json=None, expand=False, input_size=INPUT_SIZE):
     from visionfw.graph.printer import print_layer_table
     from visionfw.graph.schema import save_dict
     from visionfw.models import resolve_model
@@ -19,7 +32,7 @@ def show_summary(model, params, scale, dump_json=None):
                                   f"{scale} does not change a dictionary: edit its "
                                   "up-sampling layers and meta.scale, or drop --scale")
     start_runtime()
-    print_layer_table(d)
+    print_layer_table(d, expand=expand, input_size=input_size)
     if dump_json:
         save_dict(d, dump_json)
         click.echo(f"dictionary written to {dump_json}")
@@ -28,15 +41,20 @@ def show_summary(model, params, scale, dump_json=None):
 @click.command("summary")
 @click.argument("model")
 @model_options
+@plugin_options
 @click.option("--json", "dump_json", type=click.Path(dir_okay=False), default=None,
               help="Also write the model's dictionary to this JSON file.")
+@table_options
 @one_line_errors
-def summary(model, params, scale, dump_json):
-    """Print MODEL's layer table (MODEL: a registered name or a .json dictionary)."""
-    show_summary(model, params, scale, dump_json)
+def summary(model, params, scale, dump_json, expand, input_size):
+    """Print MODEL's layer table (MODEL: a registered name or a .json dictionary): each link's
+    nodes, layer, parameters, output shape, size and MACs for one LR image."""
+    show_summary(model, params, scale, dump_json, expand=expand, input_size=input_size)
 
 
 @click.command("models")
+@plugin_options
+@one_line_errors
 def list_models():
     """List registered models and their hyperparameters."""
     from visionfw import models
@@ -56,6 +74,8 @@ def _describe(cls):
 
 
 @click.command("recipes")
+@plugin_options
+@one_line_errors
 def list_recipes():
     """List training recipes (train.py --recipe) and their parameters (--recipe-param)."""
     from visionfw import runtime
@@ -68,6 +88,8 @@ def list_recipes():
 
 
 @click.command("methods")
+@plugin_options
+@one_line_errors
 def list_methods():
     """List test methods (test.py METHOD), their roles (--weights ROLE=FILE) and parameters."""
     from visionfw.methods.base import METHODS, method_names

@@ -5,7 +5,9 @@ import sys
 import click
 from click.core import ParameterSource
 
-from visionfw.cli.common import EXTRA_ARGS, OneLineGroup, model_options, one_line_errors
+from visionfw.cli.common import (EXTRA_ARGS, OneLineGroup, model_options, one_line_errors,
+                                 plugin_options)
+from visionfw.cli.summary import table_options
 from visionfw.errors import VisionfwError
 
 
@@ -99,14 +101,17 @@ def main():
                      "--recipe-param steps_per_batch=7.")
 @click.argument("model", required=False)
 @model_options
+@plugin_options
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Replay a run: its settings.json (or a JSON of the same settings); MODEL "
-                   "and every option given here override it.")
+              help="Replay a run: its settings.json, or a JSON of the same settings (under "
+                   "\"settings\", with notes such as \"source\" beside it: configs/); MODEL "
+                   "and every option given here override it. With --summary: a dry run.")
 @click.option("--init-weights", type=click.Path(dir_okay=False), default=None,
               help="Start from these weights (a visionfw checkpoint, e.g. from convert or an "
                    "earlier run): layers matching by name and shape are loaded, the rest "
                    "reported.")
 @click.option("--summary", is_flag=True, help="Print the layer table and exit.")
+@table_options
 @click.option("--save-dict", type=click.Path(dir_okay=False), default=None,
               help="Write the model's link dictionary to this JSON file.")
 @click.option("--train-dir", "train_dirs", multiple=True,
@@ -167,11 +172,15 @@ def train_command(ctx, model, params, scale, summary, save_dict, threads, resume
         raise HyperparameterError("give MODEL (a registered name or a .json dictionary), e.g. "
                                   "train.py srresnet --scale 2, or --config RUN/settings.json; "
                                   "train.py -h lists the options")
-    if summary or save_dict:
+    table = {"expand": options.pop("expand"), "input_size": options.pop("input_size")}
+    if not (summary or save_dict) and any(
+            ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None) for k in table):
+        raise click.UsageError("--expand and --input-size draw the layer table: give --summary")
+    if (summary or save_dict) and config_path is None:
         extra_options(ctx, lambda: ("--summary", set()))
         from visionfw.cli.summary import show_summary
 
-        show_summary(model, params, scale, save_dict)
+        show_summary(model, params, scale, save_dict, **table)
         return
     from visionfw.train.config import TrainConfig
     from visionfw.train.run import train
@@ -186,7 +195,10 @@ def train_command(ctx, model, params, scale, summary, save_dict, threads, resume
                 if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
     hparams = parse_params(params)
     if config_path is not None:
-        saved = _replayed_settings(config_path)
+        saved, plugins = _replayed_settings(config_path)
+        from visionfw.plugins import load_user_plugins
+
+        load_user_plugins(plugins, env=False, source=f"--config {config_path}")
         values = {**{k: saved[k] for k in CONFIG_KEYS if k in saved},
                   **{k: values[k] for k in explicit}}
         if model is None or model == saved.get("model"):
@@ -202,13 +214,44 @@ def train_command(ctx, model, params, scale, summary, save_dict, threads, resume
         explicit.add("recipe_params")
     if ctx.get_parameter_source("scale") not in (ParameterSource.DEFAULT, None):
         explicit.add("scale")
+    if summary or save_dict:         # a dry run of the settings: no image read, no run folder
+        _dry_run(config, explicit, save_dict, threads, table)
+        return
     result = train(config, argv=sys.argv, resume=resume, explicit=explicit, threads=threads)
     if result["stopped"] in ("SIGINT", "SIGTERM"):
         sys.exit(130 if result["stopped"] == "SIGINT" else 143)
 
 
+def _dry_run(config, explicit, dict_path, threads, table):
+    """``--config FILE --summary``: the settings checked as training checks them before any
+    work, the model's layer table, and one line on what the run would do. The data folders
+    need not exist yet (a line names those that do not)."""
+    import os
+
+    from visionfw.cli.common import start_runtime
+    from visionfw.graph.printer import print_layer_table
+    from visionfw.graph.schema import save_dict
+    from visionfw.train.run import dry_run
+
+    config, (d, _, _), _ = dry_run(config, explicit)
+    start_runtime(threads)
+    print_layer_table(d, **table)
+    if dict_path:
+        save_dict(d, dict_path)
+        click.echo(f"dictionary written to {dict_path}")
+    scales = ",".join(map(str, config.scales)) if config.scales else config.scale
+    click.echo(f"run: recipe {config.recipe} at x{scales}, {config.steps:,} steps of "
+               f"{config.batch_size} patches of {config.patch_size} px, lr {config.lr:g} "
+               f"({config.schedule}), degradation {config.degradation}")
+    missing = [f for f in [*config.train_dirs, *config.val_dirs] if not os.path.isdir(f)]
+    if missing:
+        click.echo(f"not found yet (training needs them; edit the file or give --train-dir / "
+                   f"--val-dir): {', '.join(missing)}")
+
+
 def _replayed_settings(path):
-    """The ``settings`` of a run's settings.json (or a bare settings dict), one-line errors."""
+    """The ``settings`` of a run's settings.json (or a bare settings dict) and the user
+    plugins the run loaded; one-line errors."""
     import json
 
     from visionfw.train import TrainError
@@ -224,7 +267,7 @@ def _replayed_settings(path):
     if not isinstance(settings, dict) or "model" not in settings:
         raise TrainError(f"--config {path}: holds no run settings (a train.py run's "
                          "settings.json is expected)")
-    return settings
+    return settings, settings.get("plugins") or []
 
 
 def _recipe_params_of(config):
@@ -242,6 +285,7 @@ def _recipe_params_of(config):
 @click.option("--model", default="srresnet", show_default=True,
               help="Registered model name or .json dictionary.")
 @model_options
+@plugin_options
 @training_options
 @click.option("--out", type=click.Path(file_okay=False), default="runs/rank", show_default=True,
               help="Folder for one run per training set.")
@@ -253,10 +297,12 @@ def rank_command(datasets, eval_datasets, model, params, scale, threads, out, js
     """Train one model per training set with the same budget; print the matrix of PSNR
     gains over bicubic (rows: evaluation sets, columns: training sets)."""
     from visionfw.cli.common import parse_params
+    from visionfw.plugins import loaded_plugins
     from visionfw.train.config import TrainConfig
     from visionfw.train.rank import rank_datasets
 
     base = TrainConfig(model=model, hparams=parse_params(params), scale=scale, out=out,
+                       plugins=loaded_plugins(),
                        **{k: options[k] for k in CONFIG_KEYS if k in options})
     rank_datasets(base, list(datasets), list(eval_datasets), json_path=json_path,
                   threads=threads, argv=sys.argv)

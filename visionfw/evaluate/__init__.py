@@ -134,17 +134,53 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
     return report
 
 
+class Progress:
+    """The count and the time left of a test run, prefixed to its per-image lines:
+    ``[12/1200, 3m05s left]`` (the time left from the mean time of the images done)."""
+
+    def __init__(self, total, log=None, clock=time.perf_counter):
+        self.total, self.done, self._log, self.clock = int(total), 0, log, clock
+        self.start = clock()
+
+    def next(self):
+        """An image starts; the one before it is done."""
+        self.done += 1
+
+    def prefix(self):
+        finished = self.done - 1
+        if finished < 1:
+            return f"[{self.done}/{self.total}]"
+        left = (self.clock() - self.start) / finished * (self.total - finished)
+        return f"[{self.done}/{self.total}, {format_duration(left)} left]"
+
+    def log(self, line):
+        self._log(f"{self.prefix()} {line}")
+
+
+def format_duration(seconds):
+    """``42s``, ``3m05s``, ``1h02m``."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 def _run(method, datasets, variants, name, results, lr_dir, multiple, scale, channel,
          save_dir, grid, log, save_steps):
     """Every dataset and variant, appending one result each to ``results`` as it finishes."""
     from visionfw.imageio import ImageError
 
     unreadable = {}                 # (dataset, image) -> reason: read once, named per variant
+    progress = Progress(sum(len(d.items) for d in datasets) * len(variants), log)
+    log = progress.log if log else None
     for dataset in datasets:
         for variant, deg in variants:
             start = time.perf_counter()
             rows, skipped = [], []
             for image_name, load in dataset.items:
+                progress.next()
                 key = (dataset.name, image_name)
                 reason = unreadable.get(key)
                 if reason is None:

@@ -4,6 +4,13 @@ Every link becomes one callable: a Keras layer for a layer name, or a nested fun
 for a block (a registered function or a dictionary), so that each link has one name, one
 parameter count and one output shape in the layer table, and a block's weights sit under
 the link's name.
+
+A built model takes images of any size, so shapes alone cannot tell that a merge joins an LR
+map with a 2x one. The builder therefore also traces every link on a *probe*: the model's
+inputs at a fixed size (:data:`PROBE_SIZE`, or the dictionary's ``meta['probe_size']``),
+propagated symbolically with each layer's ``compute_output_spec`` (nothing computed, no
+weights beyond the model's own), and a merge whose inputs differ on the probe fails here,
+naming its link.
 """
 import json
 from dataclasses import dataclass, field
@@ -18,12 +25,17 @@ SPEC_FORMAT = 1
 
 _ELEMENTWISE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
 
+# Side of the LR image the shape probe traces: a multiple of 2, 3, 4, 8 and 16, so that the
+# scales and the poolings of U-Nets divide it. Tracing costs the same at any size.
+PROBE_SIZE = 48
+
 
 @dataclass
 class BuiltStep:
     step: object
     layer: object
     outputs: list
+    inputs: list = field(default_factory=list)
 
 
 @dataclass
@@ -33,18 +45,64 @@ class Trace:
     steps: list = field(default_factory=list)
 
 
-def build(d, name=None, trace=None):
+def build(d, name=None, trace=None, probe_size=None, input_size=None):
     """Build dictionary ``d`` into a ``keras.Model`` (validating it first).
 
     Args:
         d: the link dictionary.
         name: the model's name (default: ``d['name']``).
-        trace: a :class:`Trace` to fill with each link's layer and output tensors.
+        trace: a :class:`Trace` to fill with each link's layer, input and output tensors.
+        probe_size: side of the LR image of the shape probe (see the module's docstring);
+            default: the dictionary's ``meta['probe_size']``, else :data:`PROBE_SIZE`
+            (a model that only takes multiples of 32 says 64); 0 skips the probe.
+        input_size: build the model for LR images of this side only (the unknown heights
+            and widths of its inputs fixed by :func:`sized_inputs`), as the layer table does
+            to count operations; the shapes are then checked on that size, not on a probe.
     """
     plan = validate(d)
-    model = _build_plan(plan, name or plan.name, (), trace, {}, shapes=None)
+    if probe_size is None:
+        probe_size = plan.meta.get("probe_size", PROBE_SIZE)
+        if isinstance(probe_size, bool) or not isinstance(probe_size, int) or probe_size < 0:
+            raise LinkError(f"'probe_size' must be a side in pixels (0: no shape probe), got "
+                            f"{probe_size!r}", "meta")
+    fixed = sized_inputs(plan, d, input_size) if input_size else None
+    probe = sized_inputs(plan, d, probe_size) if probe_size and not input_size else None
+    note = (f"shape probe: a {probe_size}x{probe_size} LR input; meta['probe_size'] sets "
+            "another")
+    model = _build_plan(plan, name or plan.name, (), trace, {}, shapes=fixed, probe=probe,
+                        probe_note=note)
     attach_spec(model, d)
     return model
+
+
+def sized_inputs(plan, d, size):
+    """The shape (batch excluded) of each input of ``plan`` (made from dictionary ``d``) when
+    the LR image is ``size`` x ``size``: an image input's unknown height and width become
+    ``size`` (``size * scale + shrink`` for a model that takes the up-sampled image, meta
+    ``input: 'upsampled'``), an SR input's (role ``sr``) ``size * scale``. Other unknown sizes,
+    such as a blur kernel's, stay unknown."""
+    from visionfw.conditioning import ConditioningError, input_roles
+
+    meta = plan.meta
+    try:
+        scale = int(meta.get("scale") or 1)
+        shrink = int(meta.get("shrink") or 0)
+    except (TypeError, ValueError):
+        scale, shrink = 1, 0
+    try:
+        roles = {str(node): role for node, role in input_roles(d)}
+    except ConditioningError:
+        roles = {}                          # inputs without roles: every image at the LR size
+    side = {"image": size * scale + shrink if meta.get("input") == "upsampled" else size,
+            "sr": size * scale}
+    shapes = []
+    for spec in plan.inputs:
+        shape = tuple(spec.shape if spec.shape is not None else DEFAULT_INPUT["shape"])
+        role = roles.get(str(spec.node), "image")
+        if len(shape) == 3 and role in side:
+            shape = tuple(side[role] if s is None else s for s in shape[:2]) + shape[2:]
+        shapes.append(shape)
+    return shapes
 
 
 def attach_spec(model, d, name=None, hparams=None):
@@ -72,8 +130,10 @@ def _layer_name(step):
     return f"{step.family}_{step.index}"
 
 
-def _build_plan(plan, name, path, trace, shared, shapes):
-    """Build a plan; ``shapes`` overrides the input shapes (for a nested block)."""
+def _build_plan(plan, name, path, trace, shared, shapes, nested=False, probe=None,
+                probe_note=""):
+    """Build a plan; ``shapes`` overrides the input shapes (a nested block's, or the fixed
+    size of :func:`build`), ``probe`` gives the inputs' shapes on the shape probe."""
     import keras
 
     tensors = {}
@@ -84,35 +144,36 @@ def _build_plan(plan, name, path, trace, shared, shapes):
         else:
             shape = spec.shape if spec.shape is not None else DEFAULT_INPUT["shape"]
         in_name = spec.name or (spec.node if isinstance(spec.node, str) else f"input_{spec.node}")
-        t = keras.Input(shape=tuple(shape), dtype=spec.dtype if shapes is None else None,
-                        name=in_name)
+        t = keras.Input(shape=tuple(shape), dtype=None if nested else spec.dtype, name=in_name)
         tensors[spec.node] = t
         model_inputs.append(t)
+    # node -> its shape (batch included) on the probe
+    probed = None if probe is None else {
+        spec.node: (None, *shape) for spec, shape in zip(plan.inputs, probe)}
 
     # Under a mixed policy (bf16 compute), a model's output merges and the layers that read its
     # input image (and the weightless ones before them, such as a bicubic up-sampling) run in
     # float32: see _float32_output_merges and _reads_the_picture. A nested block's plan is
     # built inside its parent, which has decided this already.
-    mixed = shapes is None and keras.mixed_precision.global_policy().name.startswith("mixed")
+    mixed = not nested and keras.mixed_precision.global_policy().name.startswith("mixed")
     exact = _float32_output_merges(plan) if mixed else set()
     picture = _picture_nodes(plan) if mixed else set()
     for step in plan.steps:
         xs = [tensors[n] for n in step.inputs]
         layer = shared.get(step.share) if step.share else None
         reads = _reads_the_picture(step, picture)
+        probe_xs = None if probed is None else [
+            keras.KerasTensor(probed[n], dtype=x.dtype) for n, x in zip(step.inputs, xs)]
         if layer is None:
             with keras.name_scope(_layer_name(step)):
                 # Variables of a block's layers get paths such as 'block_3/conv1/kernel'.
-                layer = _make(step, xs, path, shared, float32=step in exact or reads)
+                layer = _make(step, xs, path, shared, float32=step in exact or reads,
+                              probe_xs=probe_xs, probe_note=probe_note)
             if step.share:
                 shared[step.share] = layer
         _check_merge(step, layer, xs, path)
         try:
-            if step.entry.kind == "layer":
-                single = registry.layer_arity(step.entry)[0] <= 1
-                ys = layer(xs[0] if len(xs) == 1 and single else xs)
-            else:
-                ys = layer(xs[0] if len(xs) == 1 else xs)
+            ys = layer(_call_args(step, xs))
         except LinkError:
             raise
         except Exception as exc:  # Keras reports shape and type errors in many classes
@@ -124,10 +185,13 @@ def _build_plan(plan, name, path, trace, shared, shapes):
                              f"{len(step.outputs)} output node(s)", path)
         for node, y in zip(step.outputs, ys):
             tensors[node] = y
+        if probed is not None:
+            for node, y in zip(step.outputs, _probe(step, layer, probe_xs, path, probe_note)):
+                probed[node] = tuple(y.shape)
         if reads and not layer.weights:
             picture.update(step.outputs)       # still the picture: resized, padded, cropped
         if trace is not None:
-            trace.steps.append(BuiltStep(step, layer, ys))
+            trace.steps.append(BuiltStep(step, layer, ys, xs))
 
     outs = [tensors[n] for n in plan.outputs]
     ins = model_inputs[0] if len(model_inputs) == 1 else model_inputs
@@ -169,9 +233,38 @@ def _reads_the_picture(step, picture):
             and any(n in picture for n in step.inputs))
 
 
-def _make(step, xs, path, shared, float32=False):
+def _call_args(step, xs):
+    """What a link's layer is called on: one tensor, or a list for a merge or a block of
+    several inputs."""
+    if step.entry.kind == "layer":
+        single = registry.layer_arity(step.entry)[0] <= 1
+        return xs[0] if len(xs) == 1 and single else xs
+    return xs[0] if len(xs) == 1 else xs
+
+
+def _probe(step, layer, xs, path, note):
+    """The outputs of one link on the shape probe (``xs``: its inputs there), after the merge
+    checks; a failure is the link's error."""
+    _check_merge(step, layer, xs, path, note)
+    try:
+        ys = layer.compute_output_spec(_call_args(step, xs))
+    except LinkError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- whatever the layer raises, the link is named
+        raise step.error(f"{step.entry.name} fails on inputs of shape "
+                         f"{[tuple(x.shape) for x in xs]} ({note}): {_first_line(exc)}",
+                         path) from None
+    ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
+    if len(ys) != len(step.outputs):
+        raise step.error(f"{step.entry.name} returned {len(ys)} tensor(s) on the shape probe "
+                         f"for {len(step.outputs)} output node(s)", path)
+    return ys
+
+
+def _make(step, xs, path, shared, float32=False, probe_xs=None, probe_note=""):
     """The layer or nested model that computes one link (``float32``: in that dtype whatever
-    the global policy, unless the link names its own)."""
+    the global policy, unless the link names its own; ``probe_xs``: the link's inputs on the
+    shape probe, which a nested dictionary traces link by link)."""
     import keras
 
     entry = step.entry
@@ -204,23 +297,29 @@ def _make(step, xs, path, shared, float32=False):
         if spec.shape is not None and not _compatible(spec.shape, shape):
             raise step.error(f"input {i} of block {step.plan.name} has shape {shape}, but the "
                              f"block declares {spec.shape}", path)
-    return _build_plan(step.plan, name, path + (label,), None, shared, shapes)
+    probe = None if probe_xs is None else [tuple(x.shape[1:]) for x in probe_xs]
+    return _build_plan(step.plan, name, path + (label,), None, shared, shapes, nested=True,
+                       probe=probe, probe_note=probe_note)
 
 
 def _compatible(a, b):
     return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
-def _check_merge(step, layer, xs, path):
+def _check_merge(step, layer, xs, path, note=""):
+    """Inputs of an element-wise merge must have one shape, those of a Concatenate one shape
+    off its axis (``note`` says where the shapes come from, e.g. the probe)."""
     kind = type(layer).__name__
     if step.entry.kind != "layer" or len(xs) < 2:
         return
     shapes = [tuple(x.shape) for x in xs]
+    where = f" ({note})" if note else ""
     if kind in _ELEMENTWISE:
         for node, shape in zip(step.inputs[1:], shapes[1:]):
             if not _compatible(shapes[0], shape):
                 raise step.error(f"{kind} needs inputs of equal shape, got {shapes[0]} from node "
-                                 f"{step.inputs[0]!r} and {shape} from node {node!r}", path)
+                                 f"{step.inputs[0]!r} and {shape} from node {node!r}{where}",
+                                 path)
     elif kind == "Concatenate":
         axis = layer.axis % len(shapes[0]) if shapes[0] else 0
         cut = [tuple(s[:axis] + s[axis + 1:]) for s in shapes]
@@ -228,7 +327,7 @@ def _check_merge(step, layer, xs, path):
             if len(full) != len(shapes[0]) or not _compatible(cut[0], shape):
                 raise step.error(f"Concatenate on axis {layer.axis} needs equal shapes elsewhere, "
                                  f"got {shapes[0]} from node {step.inputs[0]!r} and {full} "
-                                 f"from node {node!r}", path)
+                                 f"from node {node!r}{where}", path)
 
 
 def _first_line(exc):
@@ -236,4 +335,4 @@ def _first_line(exc):
     return text[0] if text else type(exc).__name__
 
 
-__all__ = ["build", "Trace", "attach_spec", "model_spec"]
+__all__ = ["build", "Trace", "attach_spec", "model_spec", "sized_inputs", "PROBE_SIZE"]

@@ -49,8 +49,11 @@ def _keras_layers():
 def register_layer(cls=None, *, name=None):
     """Class decorator: make a Keras layer usable by name in dictionaries and serialisable.
 
-    Used bare (``@register_layer``) or with a name (``@register_layer(name='Shuffle')``).
+    Used bare (``@register_layer``) or with a name (``@register_layer('Shuffle')``,
+    ``@register_layer(name='Shuffle')``).
     """
+    if isinstance(cls, str):
+        cls, name = None, cls
 
     def wrap(klass):
         import keras
@@ -66,9 +69,12 @@ def register_layer(cls=None, *, name=None):
 def register_block(target=None, *, name=None):
     """Register a block: a function ``fn(*inputs, **params)`` or a link dictionary.
 
-    As a decorator: ``@register_block`` or ``@register_block(name='res_block')``.
-    For a dictionary: ``register_block(d, name='my_block')`` (``name`` defaults to ``d['name']``).
+    As a decorator: ``@register_block``, ``@register_block('res_block')`` or
+    ``@register_block(name='res_block')``. For a dictionary: ``register_block(d,
+    name='my_block')`` (``name`` defaults to ``d['name']``).
     """
+    if isinstance(target, str):
+        target, name = None, target
 
     def wrap(obj):
         if isinstance(obj, dict):
@@ -99,7 +105,8 @@ def resolve(name, family=None, index=None, link=None, path=()):
     if entry is None:
         raise LinkError(
             f"unknown layer or block {name!r}{suggest(name, known_names())} (new ones are "
-            "added with visionfw.register_layer or visionfw.register_block)",
+            "added with visionfw.register_layer or visionfw.register_block, in a plugin the "
+            "command lines load with --plugin FILE or VISIONFW_PLUGINS)",
             family, index, link, path,
         )
     return entry

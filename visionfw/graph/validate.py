@@ -2,7 +2,8 @@
 
 Everything that can be known without building tensors is checked here, so a malformed
 dictionary fails before any layer is made. Shape checks at merges happen in the builder,
-where shapes are known.
+where shapes are known: on the built tensors and on a shape probe at a fixed input size
+(:data:`visionfw.graph.builder.PROBE_SIZE`), which catches an LR map merged with a 2x one.
 """
 import heapq
 from dataclasses import dataclass, field
@@ -343,12 +344,7 @@ def _outputs(raw, producer, used, input_nodes, ordered, fail, path):
     if raw is None:
         sinks = [(node, step) for node, step in made if node not in used]
         if len(sinks) > 1:
-            # The last dangling node is taken for the intended output; the first is reported.
-            node, step = sinks[0]
-            others = [n for n, _ in sinks]
-            raise step.error(
-                f"node {node!r} is produced but never used (dangling nodes: {others}); "
-                "use it, or list the model's outputs in 'outputs'", path)
+            raise _candidates_error(sinks, producer, path)
         return [sinks[0][0]], False
     outputs = _as_list(raw)
     if not outputs:
@@ -365,6 +361,35 @@ def _outputs(raw, producer, used, input_nodes, ordered, fail, path):
             raise step.error(f"node {node!r} is produced but never used and is not an output; "
                              "use it or add it to 'outputs'", path)
     return outputs, True
+
+
+def _candidates_error(sinks, producer, path):
+    """Without 'outputs', the output is the one node nothing uses; here there are several.
+    The one most links lead to is taken for the intended output (the later one on a tie) and
+    the error is reported at the link of a node that looks forgotten."""
+    upstream = {node: _links_upstream(step, producer) for node, step in sinks}
+    output = sinks[max(range(len(sinks)), key=lambda i: (upstream[sinks[i][0]], i))][0]
+    node, step = next((n, s) for n, s in sinks if n != output)
+    names = [repr(n) for n, _ in sinks]
+    count = "two" if len(sinks) == 2 else str(len(sinks))
+    listed = f"{', '.join(names[:-1])} and {names[-1]}"
+    return step.error(
+        f"node {node!r} is produced but never used, so the model has {count} candidate "
+        f"outputs: {listed}. Node {output!r} looks like the output ({upstream[output]} links "
+        f"lead to it, {upstream[node]} to node {node!r}): use node {node!r} in a link or drop "
+        f"this link, or name the output(s), e.g. 'outputs': [{output!r}]", path)
+
+
+def _links_upstream(step, producer):
+    """How many links a link depends on, itself included."""
+    seen, todo = set(), [step]
+    while todo:
+        s = todo.pop()
+        if s.order in seen:
+            continue
+        seen.add(s.order)
+        todo.extend(producer[n] for n in s.inputs if producer[n] is not None)
+    return len(seen)
 
 
 def _as_list(raw):

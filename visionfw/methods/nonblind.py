@@ -47,6 +47,8 @@ class NonBlindMethod(Method):
             self.pca = pca_of(meta)
             self.kernel_shape = (self.pca.kernel_size,) * 2
             self.noise = bool(meta.get("noise"))
+        # whether a noise level given to it (labels['noise_sigma']) reaches the network
+        self.feeds_noise = "noise_sigma" in self.roles or (self.pca is not None and self.noise)
         self.predict = Predictor(model)
 
     def fixed_scale(self, role):

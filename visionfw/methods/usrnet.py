@@ -34,6 +34,38 @@ def without_prior(model):
     return bare
 
 
+def iterations_view(model):
+    """A second Keras model over USRNet's graph whose output is every iteration's estimate
+    (the output of each prior step, the last being the network's own), concatenated along
+    the channels: ``(N, sH, sW, K * C)`` -- one array, so tiles and the self-ensemble treat
+    it as an image. The network is rebuilt from its dictionary and given its weights; the
+    trained model is left as it is. ``None`` for a network without ``'prior'`` links."""
+    import keras
+
+    from visionfw.graph.builder import Trace, build
+
+    d = spec_dict(model)
+    if "prior" not in d:
+        return None
+    trace = Trace()
+    twin = build(d, trace=trace)
+    own = {layer.name: layer for layer in model.layers}
+    for layer in twin.layers:
+        if layer.weights:
+            layer.set_weights(own[layer.name].get_weights())
+    estimates = [b.outputs[0] for b in trace.steps if b.step.family == "prior"]
+    joined = (estimates[0] if len(estimates) == 1 else
+              keras.layers.Concatenate(axis=-1, name="iterations")(estimates))
+    view = keras.Model(twin.inputs, joined, name=f"{twin.name}_iterations")
+    view.iterations = len(estimates)
+    return view
+
+
+def split_iterations(stack, count):
+    """The ``count`` estimates of :func:`iterations_view`'s output, as a list of images."""
+    return [np.ascontiguousarray(x) for x in np.split(np.asarray(stack), count, axis=-1)]
+
+
 @register_method("usrnet")
 class USRNetMethod(NonBlindMethod):
     """USRNet (role ``model``) fed the true kernel, scale and noise level of each LR image,
@@ -44,9 +76,15 @@ class USRNetMethod(NonBlindMethod):
     optional role ``estimator`` (a kernel estimator: ``meta['output']`` ``'kernel'`` or
     ``'kernel_code'``) the kernel it estimates from the LR image -- the hook blind pipelines
     (a kernel estimator + USRNet) plug into.
+
+    ``--method-param steps=true`` returns every iteration's estimate as a step (``iteration
+    1`` .. ``iteration K``, the last being the result; :func:`iterations_view`): ``test.py``
+    scores each, ``sr`` writes them with ``--save-steps`` and on its contact sheet.
     """
 
     optional_roles = ("estimator",)
+    params = (Hyperparameter("steps", bool, False, "return every iteration's estimate as a "
+                             "step"),)
 
     def check(self):
         estimator = self.networks.pop("estimator", None)
@@ -59,11 +97,21 @@ class USRNetMethod(NonBlindMethod):
             self.estimator = self.make_estimator(estimator)
             self.networks["estimator"] = estimator
             self.labels = ()                               # blind: no true kernel needed
-        self.data_steps = None
+        self.data_steps = self.iterations = None
         if "prior" in spec_dict(self.networks["model"]):
             from visionfw.inference import Predictor
 
             self.data_steps = Predictor(without_prior(self.networks["model"]))
+            if self.wants_iterations():
+                view = iterations_view(self.networks["model"])
+                self.iterations = (Predictor(view), view.iterations)
+        elif self.wants_iterations():
+            raise MethodError(f"model {self.networks['model'].name!r} has no 'prior' links "
+                              "whose estimates would be the steps; leave steps out")
+
+    def wants_iterations(self):
+        """Whether the steps are USRNet's iterations (``steps=true``)."""
+        return bool(self.options.get("steps"))
 
     def fixed_scale(self, role):
         return False
@@ -86,19 +134,37 @@ class USRNetMethod(NonBlindMethod):
                               + (" tile" if self.tile else "") + "; the data step needs a "
                               "kernel no larger than the image")
 
+    def estimate(self, lr, labels):
+        """What the estimator finds: ``{"kernel": ...}``, and for a loop that keeps them its
+        earlier steps under ``"trail"``."""
+        found = dict(self.estimator(lr, None, labels))
+        found["kernel"] = np.asarray(found["kernel"], np.float32)
+        return found
+
     def kernel_for(self, lr, labels):
         """The kernel USRNet is given: the estimator's, else the true one."""
         if self.estimator is not None:
-            return np.asarray(self.estimator(lr, None, labels)["kernel"], np.float32)
+            return self.estimate(lr, labels)["kernel"]
         if "kernel" not in labels:
             raise MethodError("usrnet needs the true kernel of each image (or --weights "
                               "estimator=FILE, a kernel estimator)")
         return np.asarray(labels["kernel"], np.float32)
 
+    def run_iterations(self, lr, labels):
+        """Every iteration's estimate (tiles and self-ensemble as for the network); the
+        steps, the last being the network's output."""
+        predict, count = self.iterations
+        images = split_iterations(self.run_with(predict, lr, labels), count)
+        return [{"label": f"iteration {i + 1}", "image": x} for i, x in enumerate(images)]
+
     def __call__(self, lr, bicubic, labels):
         labels = dict(labels, kernel=self.kernel_for(lr, labels))
         self.check_fits(lr, labels["kernel"])
-        out = super().__call__(lr, bicubic, labels)
+        if self.iterations is not None:
+            steps = self.run_iterations(lr, labels)
+            out = {"sr": (steps[-1]["image"], steps[-1]["image"]), "steps": steps}
+        else:
+            out = super().__call__(lr, bicubic, labels)
         out["kernel"] = labels["kernel"]
         if self.data_steps is not None:      # fed like the network, tiles and ensemble too
             x = self.run_with(self.data_steps, lr, labels)
@@ -125,13 +191,16 @@ class EstimatorUSRNetMethod(USRNetMethod):
     centres a kernel on tap ``size // 2``, as KENet and the degradation library do, so a
     smaller kernel is the same blur as one zero-padded about that tap. An even side has no
     centre tap and is refused. The report records the estimate's size and this convention.
+
+    ``steps=true``: USRNet's iterations on the estimate, as for ``usrnet``.
     """
 
     roles = ("model", "estimator")
     optional_roles = ()
     params = (Hyperparameter("training", str, "", "the training degradation whose mean kernel "
                              "fills the mean-kernel row (default: KENet's at the scale, the "
-                             "estimator's kernel size)"),)
+                             "estimator's kernel size)"),
+              USRNetMethod.params[0])
 
     def check(self):
         from visionfw.methods.base import model_meta
@@ -188,17 +257,32 @@ class EstimatorUSRNetMethod(USRNetMethod):
                 raise MethodError(f"kenet+usrnet --training: {exc}") from None
         return self._mean
 
-    def restore(self, lr, labels, kernel):
+    def restore(self, lr, labels, kernel, iterations=False):
+        """USRNet fed ``kernel``: the SR image, or with ``iterations`` every iteration's
+        estimate as steps (:meth:`run_iterations`)."""
         kh, kw = kernel.shape
         if kh % 2 == 0 or kw % 2 == 0:
             raise MethodError(f"a {kw}x{kh} kernel has no centre tap; USRNet takes odd sizes")
         self.check_fits(lr, kernel)
+        if iterations:
+            return self.run_iterations(lr, dict(labels, kernel=kernel))
         return self.run_with(self.predict, lr, dict(labels, kernel=kernel))
 
     def __call__(self, lr, bicubic, labels):
-        estimate = self.kernel_for(lr, labels)
-        sr = self.restore(lr, labels, estimate)
+        found = self.estimate(lr, labels)
+        estimate = found["kernel"]
+        steps = None
+        if self.iterations is not None:
+            steps = self.restore(lr, labels, estimate, iterations=True)
+            sr = steps[-1]["image"]
+        else:
+            sr = self.restore(lr, labels, estimate)
+        if self.options.get("steps") and "trail" in found:   # a loop's own steps (DAN's)
+            steps = found["trail"] + [{"image": sr, "kernel": estimate}]
+            steps = [dict(step, label=f"step {t}") for t, step in enumerate(steps)]
         out = {"sr": (sr, sr), "kernel": estimate}
+        if steps:
+            out["steps"] = steps
         if "kernel" in labels:              # scored against ground truth: the two baselines
             also = {"USRNet + mean kernel": self.restore(lr, labels,
                                                          self.mean_kernel(estimate.shape[0])),
@@ -221,7 +305,10 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
     kernel out) alternating with USRNet (role ``model``), or a ``train.py dan-usrnet`` run
     folder: from the centred delta kernel, ``iterations`` times ``SR = USRNet(LR, k)``, ``k =
     E(LR, SR)``; the result is USRNet fed the last kernel. The rows beside it are those of
-    ``kenet+usrnet``: USRNet fed the mean training kernel and the true kernel."""
+    ``kenet+usrnet``: USRNet fed the mean training kernel and the true kernel.
+
+    ``steps=true`` returns the alternations as steps: step ``t`` is USRNet fed the kernel of
+    alternation ``t`` (step 0: the delta kernel), the last step the result."""
 
     params = EstimatorUSRNetMethod.params + (
         Hyperparameter("iterations", int, 0, "alternations (0: as trained, 4 otherwise)"),)
@@ -247,13 +334,18 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
                                reduce_retracing=True, autograph=False)
 
         def run(lr, bicubic, labels):
-            kernel = self.start
+            kernel, trail = self.start, []
             for _ in range(self.loops):
                 sr = self.restore(lr, labels or {}, kernel)
+                trail.append({"image": sr, "kernel": kernel}
+                             | ({} if trail else {"note": " (delta kernel)"}))
                 kernel = np.asarray(estimate(lr[None], sr[None].astype(np.float32)))[0]
-            return {"kernel": kernel}
+            return {"kernel": kernel, "trail": trail}
 
         return run
+
+    def wants_iterations(self):
+        return False                        # its steps are the alternations
 
     def protocol(self):
         out = super().protocol()

@@ -36,7 +36,9 @@ class TrainConfig:
     its parameters. ``scales``: several factors drawn per step (for networks that take the
     scale as an input). ``unpaired_dirs``: folders of images without ground truth, a second
     stream of patches under ``real_lr``; ``pair_dirs``: folders with ``LQ/`` and ``HQ/`` image
-    pairs, a second stream under ``lq`` and ``hq``.
+    pairs, a second stream under ``lq`` and ``hq``. ``plugins``: the user plugins the run
+    imports (:func:`visionfw.plugins.load_user_plugins`), so ``--resume`` and ``--config``
+    load them again.
     """
 
     model: str = "srresnet"
@@ -73,6 +75,7 @@ class TrainConfig:
     pair_dirs: list = field(default_factory=list)
     precision: str = "fp32"
     init_weights: str = None
+    plugins: list = field(default_factory=list)
 
     def check(self):
         """Raise :class:`TrainError` for a value no run can use (before any work starts)."""

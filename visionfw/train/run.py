@@ -155,8 +155,9 @@ def resolve_recipe(config, model):
     return cls
 
 
-def preflight(config):
-    """Checks that need the scale but not TensorFlow: settings, folders, the degradation."""
+def preflight(config, data=True):
+    """Checks that need the scale but not TensorFlow: settings, folders, the degradation.
+    ``data=False`` (a dry run) leaves out the folders and the cluster."""
     config.check()
     for s in config.scales or [config.scale]:
         if config.patch_size % int(s):
@@ -165,10 +166,10 @@ def preflight(config):
     for flag, folders in (("--train-dir", config.train_dirs), ("--val-dir", config.val_dirs),
                           ("--unpaired-dir", config.unpaired_dirs),
                           ("--pair-dir", config.pair_dirs)):
-        for folder in folders:
+        for folder in folders if data else ():
             if not os.path.isdir(folder):
                 raise TrainError(f"{flag} {folder}: no such folder")
-    for folder in config.pair_dirs:
+    for folder in config.pair_dirs if data else ():
         pair_folders(folder)
     if config.init_weights:
         from visionfw.checkpoint import read_spec
@@ -181,10 +182,26 @@ def preflight(config):
     from visionfw.degradation import get_protocol
 
     get_protocol(config.degradation, config.scale, seed=config.seed)
-    if config.strategy == "multiworker":
+    if config.strategy == "multiworker" and data:
         from visionfw.train.distribute import check_tf_config
 
         check_tf_config()
+
+
+def dry_run(config, explicit=()):
+    """The checks :func:`train` makes of the settings before it reads an image or touches a
+    run folder -- the model and its hyperparameters, the recipe and its parameters, the
+    degradation, the patch size -- for ``train.py --config FILE --summary``. The data folders,
+    the files a recipe starts from (IKC's SFTMD) and the cluster are left for the run.
+    Returns ``(config, (dict, name, hparams), recipe class)``."""
+    config = recipe_as_model(config)
+    config.check()
+    model = resolve_model_and_scale(config)
+    apply_recipe_degradation(config, explicit)
+    preflight(config, data=False)
+    recipe_cls = resolve_recipe(config, model)
+    recipe_cls.check_model(config, model[0])
+    return config, model, recipe_cls
 
 
 def default_out(config, name):
@@ -328,13 +345,30 @@ def build_trainer(config, model, log=None, progress=True, validation=True, strat
 
     set_precision(config.precision)
     recipe = recipe_cls(config, d, name, hparams, schedule, config.recipe_params)
-    return Trainer(recipe, pipeline, config.steps, run_dir=config.out, strategy=strategy,
-                   seed=config.seed, validation=val, val_every=config.val_every,
-                   save_every=config.save_every, ema=config.ema, clip_norm=config.clip_norm,
-                   jit=config.jit, sampler=config.sampler, sampler_bins=config.sampler_bins,
-                   sampler_stride=config.sampler_stride,
-                   log=log, progress=progress,
-                   init_weights=None if resume else config.init_weights)
+    trainer = Trainer(recipe, pipeline, config.steps, run_dir=config.out, strategy=strategy,
+                      seed=config.seed, validation=val, val_every=config.val_every,
+                      save_every=config.save_every, ema=config.ema, clip_norm=config.clip_norm,
+                      jit=config.jit, sampler=config.sampler, sampler_bins=config.sampler_bins,
+                      sampler_stride=config.sampler_stride,
+                      log=log, progress=progress,
+                      init_weights=None if resume else config.init_weights)
+    trainer.hparams = _flat_settings(config)         # TensorBoard's HParams tab
+    return trainer
+
+
+def _flat_settings(config):
+    """The run's settings as one flat ``{name: value}`` (model and recipe parameters by
+    ``param/NAME`` and ``recipe/NAME``)."""
+    flat = {}
+    for key, value in config.to_dict().items():
+        if isinstance(value, dict):
+            prefix = {"hparams": "param", "recipe_params": "recipe"}.get(key, key)
+            flat.update({f"{prefix}/{k}": v for k, v in value.items()})
+        elif isinstance(value, (list, tuple)):
+            flat[key] = ",".join(str(v) for v in value)
+        else:
+            flat[key] = value
+    return flat
 
 
 def train(config, argv=None, resume=False, explicit=(), log=None, progress=True, stop_at=None,
@@ -399,6 +433,12 @@ def _train(config, argv, resume, explicit, log, progress, stop_at, threads):
             log(f"--resume: {config.out} has no complete checkpoint yet; starting the run "
                 "from step 0 with its settings")
             resume = False
+    from visionfw.plugins import load_user_plugins
+
+    # the run's user plugins (a resumed run's from its settings.json) and this process's
+    # (--plugin, VISIONFW_PLUGINS): all recorded, so --resume and --config load them again
+    where = os.path.join(config.out, "settings.json") if from_settings else None
+    config.plugins = load_user_plugins(config.plugins, env=False, source=where)
     config.check()
     model = resolve_model_and_scale(config)
     notes = []              # said once the checks pass, so a refusal stays one line

@@ -42,6 +42,8 @@ from visionfw.train.distribute import worker_role
 LOSS_TAIL = 50          # val.csv's loss: the mean of this many latest step losses
 CSV_FIELDS = ["step", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "gain", "loss",
               "lr", "seconds"]
+LOG_EVERY = 10          # train.csv and TensorBoard's train/ scalars: every this many steps
+TRAIN_FIELDS = ["step", "loss", "lr", "grad_norm", "steps_per_s", "data_wait_ms"]
 
 
 def scalar_summary(tag, value):
@@ -79,6 +81,25 @@ class PlainProgress:
         self.last = now
         text = " - ".join(f"{k}: {v:.4g}" for k, v in values)
         print(f"step {self.start + done}/{self.end} - {text}", file=self.stream, flush=True)
+
+
+class _Interval:
+    """What happened between two logged steps: the step losses, gradient norms, and the time
+    the loop waited for the next batch."""
+
+    def __init__(self):
+        self.losses, self.norms, self.wait = [], [], 0.0
+
+    def add(self, loss, norm):
+        self.losses.append(loss)
+        self.norms.append(norm)
+
+    def row(self, step, lr, rate, timed_wait=True):
+        n = max(len(self.losses), 1)
+        return {"step": step, "loss": float(np.mean(self.losses)) if self.losses else "",
+                "lr": float(lr), "grad_norm": float(np.mean(self.norms)) if self.norms else "",
+                "steps_per_s": float(rate),
+                "data_wait_ms": 1000.0 * self.wait / n if timed_wait else ""}
 
 
 class Trainer:
@@ -128,6 +149,7 @@ class Trainer:
         self.history = []
         self._recent = []              # the latest step losses (see loss_tail)
         self.on_step = None            # optional callback(trainer, step, losses)
+        self.log_every = LOG_EVERY
 
         import keras
 
@@ -222,8 +244,10 @@ class Trainer:
         return tf.train.Checkpoint(**objects)
 
     def _make_train_step(self):
-        """``step(batch)`` (or ``step()`` with the sampler) -> ``(losses, finite)``: one traced
-        function per phase of the recipe's ``period``, picked by the step counter."""
+        """``step(batch)`` (or ``step()`` with the sampler) -> ``(losses, finite, grad_norm)``
+        (``grad_norm``: the global norm of the step's gradients, summed over its updates, before
+        clipping): one traced function per phase of the recipe's ``period``, picked by the step
+        counter."""
         from visionfw.recipes.base import StepServices
 
         strategy, recipe = self.strategy, self.recipe
@@ -259,7 +283,7 @@ class Trainer:
                 for e, v in zip(self.ema_vars, self.ema_targets):
                     e.assign(decay * e + (1.0 - decay) * _read(v))
             self.step.assign_add(1)
-            return losses, finite, gains
+            return losses, finite, gains, tf.sqrt(squares)
 
         # No autograph: a step has no tensor-dependent Python control flow (schedules are
         # resolved per phase in Python), and converting Keras' internals costs seconds.
@@ -267,8 +291,8 @@ class Trainer:
             def make(phase):
                 @tf.function(autograph=False)
                 def train_step(batch):
-                    losses, finite, _ = core(batch, phase)
-                    return losses, finite
+                    losses, finite, _, norm = core(batch, phase)
+                    return losses, finite, norm
                 return train_step
         else:
             sampler, pipeline = self.sampler, self.pipeline
@@ -279,9 +303,9 @@ class Trainer:
                     ids = sampler.draw(self.step)
                     batch = pipeline.batch_from_positions(tf.gather(sampler.positions, ids),
                                                           self.step)
-                    losses, finite, gains = core(batch, phase)
+                    losses, finite, gains, norm = core(batch, phase)
                     sampler.update(ids, gains)
-                    return losses, finite
+                    return losses, finite, norm
                 return train_step
 
         period = int(recipe.period)
@@ -412,13 +436,19 @@ class Trainer:
         path = self._csv_path()
         if not path:
             return
-        buf = io.StringIO()
         fields = CSV_FIELDS[:6] + list(self.recipe.val_metrics) + CSV_FIELDS[6:]
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        self._write_csv(path, fields, self.history)
+
+    def _write_csv(self, path, fields, rows):
+        """``rows`` as the CSV file ``path`` of the run folder, written to a temporary file and
+        renamed (a kill leaves the old file or the new one)."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n",
+                                extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(self.history)
+        writer.writerows(rows)
         tmp = f"{path}.tmp-{os.getpid()}"
-        with self._writing("val.csv"):
+        with self._writing(os.path.basename(path)):
             try:
                 with open(tmp, "w", newline="") as f:
                     f.write(buf.getvalue())
@@ -426,6 +456,51 @@ class Trainer:
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
+
+    def _train_csv_path(self):
+        return os.path.join(self.run_dir, "train.csv") if self.run_dir and self.is_chief else None
+
+    def _truncate_train_csv(self, step):
+        """``train.csv`` without the rows after ``step`` (a resume redoes them) and without a
+        line a kill cut short."""
+        path = self._train_csv_path()
+        if not path or not os.path.isfile(path):
+            return
+        with open(path, newline="") as f:
+            rows = []
+            for r in csv.DictReader(f):
+                try:
+                    if int(r["step"]) <= step and None not in r.values():
+                        rows.append(r)
+                except (TypeError, ValueError):
+                    pass
+        self._write_csv(path, TRAIN_FIELDS, rows)
+
+    def _append_train_csv(self, row):
+        path = self._train_csv_path()
+        if not path:
+            return
+        new = not os.path.isfile(path)
+        with self._writing("train.csv"), open(path, "a", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=TRAIN_FIELDS, lineterminator="\n")
+            if new:
+                out.writeheader()
+            out.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                          for k, v in row.items()})
+
+    def _log_hparams(self, writer):
+        """The run's settings in TensorBoard's HParams tab (with the tensorboard package)."""
+        settings = getattr(self, "hparams", None)
+        if writer is None or not settings:
+            return
+        try:
+            from tensorboard.plugins.hparams import api as hp_api
+        except ImportError:
+            return
+        values = {k: (v if isinstance(v, (bool, int, float, str)) else str(v))
+                  for k, v in settings.items() if v is not None}
+        with self._writing("logs/"), writer.as_default():
+            hp_api.hparams(values, trial_id=os.path.basename(os.path.abspath(self.run_dir)))
 
     # ------------------------------------------------------------------ the loop
 
@@ -466,6 +541,8 @@ class Trainer:
         if self.run_dir and self.is_chief:
             with self._writing("logs/"):
                 writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs"))
+        if not resume:
+            self._log_hparams(writer)
         previous = self._install_signals()
         result = {"step": start, "best_psnr": None, "stopped": None, "last_val": None}
         failed = True
@@ -510,11 +587,16 @@ class Trainer:
         # val.csv's seconds count the training time of the run, across resumes
         t0 = time.time() - (float(self.history[-1]["seconds"]) if self.history else 0.0)
         step = start
+        logged = _Interval()               # what train.csv and TensorBoard get every LOG_EVERY
+        self._truncate_train_csv(start)
         while step < end:
             if self.sampler is None:
-                losses, finite = self._train_step(next(data))
-            else:
-                losses, finite = self._train_step()
+                waited = time.perf_counter()
+                batch = next(data)
+                logged.wait += time.perf_counter() - waited
+                losses, finite, norm = self._train_step(batch)
+            else:                            # the batch is drawn inside the traced step
+                losses, finite, norm = self._train_step()
             step += 1
             losses = {k: float(v) for k, v in losses.items()}
             if not bool(finite):
@@ -528,11 +610,21 @@ class Trainer:
             rate = (len(times) - 1) / max(times[-1] - times[0], 1e-9)
             if self.on_step is not None:
                 self.on_step(self, step, losses)
-            if writer is not None and (step % 10 == 0 or step == end):
-                with self._writing("logs/"), writer.as_default(step=step):
-                    for k, v in losses.items():
-                        scalar_summary(f"train/{k}", v)
-                    scalar_summary("train/learning_rate", self._learning_rate())
+            logged.add(main_loss, float(norm))
+            if step % self.log_every == 0 or step == end:
+                row = logged.row(step, self._learning_rate(), rate,
+                                 timed_wait=self.sampler is None)
+                self._append_train_csv(row)
+                if writer is not None:
+                    with self._writing("logs/"), writer.as_default(step=step):
+                        for k, v in losses.items():
+                            scalar_summary(f"train/{k}", v)
+                        scalar_summary("train/learning_rate", row["lr"])
+                        scalar_summary("train/grad_norm", row["grad_norm"])
+                        scalar_summary("train/steps_per_s", row["steps_per_s"])
+                        if row["data_wait_ms"] != "":
+                            scalar_summary("train/data_wait_ms", row["data_wait_ms"])
+                logged = _Interval()
             if step % self.val_every == 0 or step == self.steps:
                 last_val = self._validate_and_record(step, float(np.mean(self._recent)), t0,
                                                      writer)
@@ -556,15 +648,20 @@ class Trainer:
         return {"step": step, "stopped": None, "last_val": last_val}
 
     def _log_pictures(self):
-        """TensorBoard images of the first validation image: the labelled comparison grid
-        and, for a recipe that estimates kernels, the estimate beside the true kernel."""
+        """TensorBoard images of the first validation images (``Validation.previews``): the
+        labelled comparison grid and, for a recipe that estimates kernels, the estimate
+        beside the true kernel."""
+        previews = getattr(self.validation, "previews", None)
+        if not previews:
+            previews = [p for p in [getattr(self.validation, "preview", None)] if p is not None]
+        for preview in previews:
+            self._log_picture(preview)
+
+    def _log_picture(self, preview):
         from visionfw.evaluate.pictures import comparison_grid, grid_captions
         from visionfw.metrics import to_uint8
         from visionfw.resize import imresize
 
-        preview = getattr(self.validation, "preview", None)
-        if preview is None:
-            return
         scale = self.validation.scale
         bicubic = np.clip(np.asarray(imresize(preview["lr"], scale=float(scale))), 0, 1)
         grid = comparison_grid(to_uint8(preview["lr"]), to_uint8(bicubic),
@@ -585,13 +682,14 @@ class Trainer:
         """``curves.png`` in the run folder, redrawn at each validation."""
         if not self.run_dir or not self.is_chief:
             return
-        from visionfw.train.curves import plot_curves
+        from visionfw.train.curves import plot_curves, read_rows
 
         run = os.path.basename(os.path.abspath(self.run_dir))
         try:
             with self._writing("curves.png"):
                 plot_curves(self.history, os.path.join(self.run_dir, "curves.png"),
-                            title=f"{self.recipe.main_network().name} ({run})")
+                            title=f"{self.recipe.main_network().name} ({run})",
+                            train_rows=read_rows(self._train_csv_path()))
         except ImportError:                  # matplotlib is a dependency; a trimmed install
             pass
 

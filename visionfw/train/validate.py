@@ -12,6 +12,8 @@ ground truth on its gray values). LR images and bicubic scores are computed once
 """
 import numpy as np
 
+PREVIEWS = 3            # validation images drawn in TensorBoard at each validation
+
 
 def validation_images(folders):
     """The validation images of image folders as test.py reads them: one
@@ -123,7 +125,8 @@ class ValidationSet:
         Returns ``{"psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "images": [...]}`` and
         any extra measure by its name. An extra of more than one value per image (the
         estimated kernel, ``(1, k, k)``) is not averaged: it is kept, with the first image's
-        LR, SR and HR, in ``self.preview`` for the run's pictures.
+        LR, SR and HR, in ``self.preview`` for the run's pictures (the first
+        ``PREVIEWS`` images in ``self.previews``).
 
         ``crop``: the output of a model that shrinks (SRCNN's valid convolutions) is smaller
         than HR by this many pixels; HR and bicubic are cropped to it as test.py crops them.
@@ -134,6 +137,7 @@ class ValidationSet:
 
         rows = []
         self.preview = None
+        self.previews = []
         for item in self.items:
             inputs = {"lr": item["lr"][None]}
             inputs.update({k: np.asarray(v)[None] for k, v in item["labels"].items()})
@@ -155,12 +159,13 @@ class ValidationSet:
             row.update({k: float(np.asarray(v).reshape(-1)[0]) for k, v in extra.items()
                         if k not in pictures})
             rows.append(row)
-            if self.preview is None:         # the first image, for TensorBoard's pictures
-                self.preview = {"name": item["name"], "lr": item["lr"],
-                                "sr": _as_picture(sr, item["bicubic"], crop),
-                                "hr": item["hr"], "psnr": p,
-                                "bicubic_psnr": bp, "pictures": pictures,
-                                "true_kernel": item["labels"].get("kernel")}
+            if len(self.previews) < PREVIEWS:    # the first images, for TensorBoard
+                self.previews.append({"name": item["name"], "lr": item["lr"],
+                                      "sr": _as_picture(sr, item["bicubic"], crop),
+                                      "hr": item["hr"], "psnr": p,
+                                      "bicubic_psnr": bp, "pictures": pictures,
+                                      "true_kernel": item["labels"].get("kernel")})
+                self.preview = self.previews[0]
         scores = {"psnr": float(np.mean([r["psnr"] for r in rows])),
                   "ssim": float(np.mean([r["ssim"] for r in rows])),
                   "bicubic_psnr": float(np.mean([r["bicubic_psnr"] for r in rows])),
