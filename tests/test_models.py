@@ -26,6 +26,9 @@ TINY = {
     "dan-estimator": {"nf": 8, "nb": 1, "code_len": 4, "scale": 2},
     "dan-kernel-estimator": {"nf": 8, "nb": 1, "size": 5, "scale": 2},
     "dan-restorer": {"nf": 8, "nb": 1, "code_len": 4, "scale": 2},
+    "pdm-kernel": {"latent": 2, "nf": 8, "nb": 1, "size": 5, "scale": 2},
+    "pdm-noise": {"latent": 2, "nf": 8, "nb": 1},
+    "patchgan": {"nf": 8, "nb": 2, "stride": 2},
 }
 
 
@@ -69,15 +72,19 @@ def test_builds_runs_and_scales(name):
     x = lr_batch(model)
     y = model.predict(x, verbose=0)
     meta = visionfw.model_dict(name, **hp)["meta"]
-    s = meta["scale"]
-    if meta.get("output") == "kernel_code":       # IKC's Predictor and Corrector, DAN's
+    if meta.get("output") == "noise":             # PDM's noise: the LR image's size
+        assert y.shape == (2, 12, 12, 3)
+    elif meta.get("output") == "score":           # a discriminator's map of patch scores
+        assert y.shape == (2, 6, 6, 8)
+    elif meta.get("output") == "kernel_code":     # IKC's Predictor and Corrector, DAN's
         assert y.shape == (2, meta["code_len"])
-    elif meta.get("output") == "kernel":          # KENet, DAN's kernel estimator
+    elif meta.get("output") == "kernel":          # KENet, DAN's kernel estimator, PDM's
         side = meta["kernel_size"]
         assert y.shape == (2, side, side)
         np.testing.assert_allclose(y.sum(axis=(1, 2)), 1, rtol=1e-5)
         assert y.min() >= 0
     else:
+        s = meta["scale"]
         assert y.shape == (2, 12 * s, 12 * s, model.inputs[0].shape[-1])
     assert np.all(np.isfinite(y))
 

@@ -12,6 +12,8 @@ role            what the input receives                               batch key
 ``scale``       the SR factor (B,)                                    ``scale``
 ``sr``          an SR image (B, H, W, C) (correctors)                 --
 ``kernel_code`` a kernel code (B, t) (code-conditioned networks)      --
+``latent``      random draws of N(0, 1) (B, h, w, f) (learned          --
+                degradations: PDM's kernel and noise networks)
 ==============  ====================================================  ===============
 
 The role of an input comes from ``meta['inputs']`` (``{role: node}``) when the dictionary
@@ -20,12 +22,13 @@ else -- for a network with one input -- it is the image.
 """
 from visionfw.errors import VisionfwError
 
-ROLES = ("image", "kernel", "noise_sigma", "scale", "sr", "kernel_code")
+ROLES = ("image", "kernel", "noise_sigma", "scale", "sr", "kernel_code", "latent")
 BATCH_KEYS = {"image": "lr", "kernel": "kernel", "noise_sigma": "noise_sigma",
               "scale": "scale"}
 _BY_NAME = {"lr": "image", "image": "image", "x": "image", "kernel": "kernel", "k": "kernel",
             "noise_sigma": "noise_sigma", "sigma": "noise_sigma", "noise": "noise_sigma",
-            "scale": "scale", "sr": "sr", "code": "kernel_code", "kernel_code": "kernel_code"}
+            "scale": "scale", "sr": "sr", "code": "kernel_code", "kernel_code": "kernel_code",
+            "z": "latent", "latent": "latent"}
 
 
 class ConditioningError(VisionfwError, ValueError):

@@ -451,3 +451,8 @@ def _replace_keras_layer(cls):
 _replace_keras_layer(Conv2D)
 _replace_keras_layer(BatchNormalization)
 _replace_keras_layer(PReLU)
+
+# PDM's learned degradation and the straight-through 8-bit rounding live beside the other
+# degradation code; importing them here registers them with the layers above.
+from visionfw.degradation.layers import (CentreOne, KernelDegradation,  # noqa: E402,F401
+                                         StraightThroughQuantize)

@@ -26,6 +26,7 @@ to a multiple of :func:`hr_multiple`. The protocols (details in ``docs/degradati
 - any other string is parsed as a spec and gives one variant.
 """
 import math
+import os
 
 import numpy as np
 
@@ -156,7 +157,8 @@ def _usrnet12(scale, seed, kernels_path=None):
     return variants
 
 
-def export_protocol(protocol, scale, dataset, out, seed=0, kernels_path=None, log=None):
+def export_protocol(protocol, scale, dataset, out, seed=0, kernels_path=None, log=None,
+                    name=None):
     """Write a protocol's LR sets and kernels to disk, with a manifest and a content hash.
 
     For each HR image of ``dataset`` (cropped to :func:`hr_multiple`) and each variant::
@@ -170,7 +172,8 @@ def export_protocol(protocol, scale, dataset, out, seed=0, kernels_path=None, lo
     whatever else is in the folder. Files that cannot be read, and images smaller than the
     protocol's size multiple, are skipped, named through ``log`` and listed in the manifest's
     ``skipped``; nothing is written when no image is left. The returned manifest's ``hash`` (the SHA-256 of the
-    sorted ``path sha256`` lines) identifies the whole export.
+    sorted ``path sha256`` lines) identifies the whole export. ``name`` replaces the folder
+    name of a protocol with one variant (a spec's is the canonical spec).
     """
     import hashlib
     import json
@@ -183,6 +186,13 @@ def export_protocol(protocol, scale, dataset, out, seed=0, kernels_path=None, lo
     log = log or (lambda msg: None)
     out = pathlib.Path(out)
     variants = get_protocol(protocol, scale, seed, kernels_path)
+    if name is not None:
+        if len(variants) != 1:
+            raise DegradationError(f"--name names the folder of a one-variant protocol; "
+                                   f"{protocol} has {len(variants)} variants")
+        if not name or name in (".", "..") or "/" in name or os.sep in name:
+            raise DegradationError(f"--name {name!r}: a plain folder name is expected")
+        variants = [(name, variants[0][1])]
     paths = list_images(dataset)
     if not paths:
         raise DegradationError(f"{dataset}: no images")

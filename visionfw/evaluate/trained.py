@@ -5,7 +5,8 @@ A weights file says nothing about its training data; the run folder it sits in d
 (``settings.json``: the degradation and the scale). A file the run only copied -- IKC's
 ``sftmd.weights.h5``, named after the recipe parameter that gave it (``--sftmd FILE``) -- is
 traced to that file's own run. Anything else (a converted file, a file moved out of its run)
-has no known training, and then nothing is said rather than guessed.
+has no known training, and then nothing is said rather than guessed; so has a network trained
+on LR that a degradation learned in the same run synthesised (``train.py pdm-sr``).
 """
 import json
 import pathlib
@@ -135,6 +136,8 @@ def training_of(weights, _depth=0):
     except (OSError, ValueError, KeyError, TypeError):
         return None
     name = path.name.removesuffix(".weights.h5")
+    if _learns_degradation((record.get("recipe") or {}).get("name") or settings.get("recipe")):
+        return None          # its LR was synthesised by a degradation it learned (PDM)
     params = (record.get("recipe") or {}).get("params") or settings.get("recipe_params") or {}
     if name in params:                   # a copy of a network the run was given
         origin = _given_file(params[name], path.parent, settings.get("out"))
@@ -142,6 +145,20 @@ def training_of(weights, _depth=0):
             return None
         return training_of(origin, _depth + 1)
     return Training(spec, scale, str(settings_file))
+
+
+def _learns_degradation(recipe):
+    """Whether a recipe trains on LR it synthesises with a learned degradation, so that the
+    run's ``degradation`` setting says nothing of its training LR (only of validation's)."""
+    if not recipe:
+        return False
+    try:
+        from visionfw.recipes.base import RECIPES
+
+        cls = RECIPES.find(str(recipe))
+    except Exception:  # noqa: BLE001 -- an unreadable recipe registry: nothing is known
+        return False
+    return bool(getattr(cls, "learns_degradation", False))
 
 
 def _given_file(value, run, out):

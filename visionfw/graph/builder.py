@@ -79,8 +79,9 @@ def sized_inputs(plan, d, size):
     """The shape (batch excluded) of each input of ``plan`` (made from dictionary ``d``) when
     the LR image is ``size`` x ``size``: an image input's unknown height and width become
     ``size`` (``size * scale + shrink`` for a model that takes the up-sampled image, meta
-    ``input: 'upsampled'``), an SR input's (role ``sr``) ``size * scale``. Other unknown sizes,
-    such as a blur kernel's, stay unknown."""
+    ``input: 'upsampled'``), an SR input's (role ``sr``) ``size * scale``, a map of random
+    draws' (role ``latent``) ``size``. Other unknown sizes, such as a blur kernel's, stay
+    unknown."""
     from visionfw.conditioning import ConditioningError, input_roles
 
     meta = plan.meta
@@ -94,7 +95,7 @@ def sized_inputs(plan, d, size):
     except ConditioningError:
         roles = {}                          # inputs without roles: every image at the LR size
     side = {"image": size * scale + shrink if meta.get("input") == "upsampled" else size,
-            "sr": size * scale}
+            "sr": size * scale, "latent": size}
     shapes = []
     for spec in plan.inputs:
         shape = tuple(spec.shape if spec.shape is not None else DEFAULT_INPUT["shape"])

@@ -65,9 +65,15 @@ class Recipe:
     - ``val_metrics``: measures ``predict`` returns beside the SR image (columns of
       ``val.csv``).
     - ``best_by``: the validation measure ``best.weights.h5`` maximises (``'psnr'``; a kernel
-      estimator's recipe: ``'kernel_psnr'``, one of its ``val_metrics``).
+      estimator's recipe: ``'kernel_psnr'``, one of its ``val_metrics``); ``None`` when no
+      measure ranks the weights (a degradation learned without ground truth): then
+      ``best.weights.h5`` holds the weights of the latest validation.
     - ``score_crop``: pixels by which ``predict``'s image is smaller than HR (a network of
       valid convolutions); validation crops HR and bicubic alike.
+    - ``default_clip_norm``: the global gradient norm the method clips to when
+      ``--clip-norm`` is not given (``None``: no clipping).
+    - ``learns_degradation``: the recipe trains on LR that a degradation it learns synthesises
+      (PDM), so ``--degradation`` only makes validation's LR.
 
     Args:
         config: the run's :class:`~visionfw.train.config.TrainConfig`.
@@ -89,6 +95,8 @@ class Recipe:
     model = None
     val_metrics = ()
     best_by = "psnr"
+    default_clip_norm = None
+    learns_degradation = False
 
     def __init__(self, config, model_dict, model_name=None, hparams=None, schedule=1e-4,
                  options=None):

@@ -138,6 +138,20 @@ def apply_recipe_degradation(config, explicit=(), log=None):
     return config.degradation
 
 
+def apply_recipe_clip_norm(config, explicit=(), log=None):
+    """A recipe's own gradient clipping (PDM's 50) when the run was not given ``--clip-norm``;
+    returns the norm used."""
+    if config.clip_norm is not None or "clip_norm" in (explicit or ()):
+        return config.clip_norm
+    cls = recipe_of(config)
+    if cls.default_clip_norm:
+        config.clip_norm = float(cls.default_clip_norm)
+        if log:
+            log(f"clip-norm: {config.clip_norm:g} (recipe {cls.name}'s default; --clip-norm "
+                "changes it)")
+    return config.clip_norm
+
+
 def resolve_recipe(config, model):
     """The recipe class of the run, with ``config.recipe`` and ``config.recipe_params`` set to
     its name and typed parameters (an unknown recipe or parameter is a one-line error)."""
@@ -198,6 +212,7 @@ def dry_run(config, explicit=()):
     config.check()
     model = resolve_model_and_scale(config)
     apply_recipe_degradation(config, explicit)
+    apply_recipe_clip_norm(config, explicit)
     preflight(config, data=False)
     recipe_cls = resolve_recipe(config, model)
     recipe_cls.check_model(config, model[0])
@@ -444,6 +459,7 @@ def _train(config, argv, resume, explicit, log, progress, stop_at, threads):
     notes = []              # said once the checks pass, so a refusal stays one line
     if not from_settings:
         apply_recipe_degradation(config, explicit, notes.append)
+        apply_recipe_clip_norm(config, explicit, notes.append)
     preflight(config)
     recipe_cls = resolve_recipe(config, model)
     recipe_cls.check_run(config)

@@ -650,7 +650,8 @@ class Trainer:
     def _log_pictures(self):
         """TensorBoard images of the first validation images (``Validation.previews``): the
         labelled comparison grid and, for a recipe that estimates kernels, the estimate
-        beside the true kernel."""
+        beside the true kernel (and a learned degradation's kernel draws,
+        ``kernel_samples``)."""
         previews = getattr(self.validation, "previews", None)
         if not previews:
             previews = [p for p in [getattr(self.validation, "preview", None)] if p is not None]
@@ -677,6 +678,12 @@ class Trainer:
             picture = kernel_grid([estimate], None if true is None else [np.asarray(true)])
             with self._writing("logs/"):
                 tf.summary.image(f"val/kernel/{preview['name']}", picture[None])
+        samples = preview["pictures"].get("kernel_samples")
+        if samples is not None:          # a learned degradation's draws, whatever the image
+            from visionfw.degradation import kernel_grid
+
+            with self._writing("logs/"):
+                tf.summary.image("val/kernel_samples", kernel_grid(list(samples))[None])
 
     def _plot_curves(self):
         """``curves.png`` in the run folder, redrawn at each validation."""
@@ -720,10 +727,14 @@ class Trainer:
                 self._log_pictures()
         self._plot_curves()
         best_by = getattr(self.recipe, "best_by", "psnr")     # a kernel estimator: kernel_psnr
-        improved = scores[best_by] > float(self.best_psnr.numpy())
-        if improved:
-            self.best_psnr.assign(scores[best_by])
+        if best_by is None:         # nothing ranks the weights: keep the latest validated
             self.save_weights("best.weights.h5")
+            improved = False
+        else:
+            improved = scores[best_by] > float(self.best_psnr.numpy())
+            if improved:
+                self.best_psnr.assign(scores[best_by])
+                self.save_weights("best.weights.h5")
         mark = " (best)" if improved else ""
         self.log(f"\nstep {step}: val PSNR {scores['psnr']:.3f} dB, SSIM {scores['ssim']:.4f} "
                  f"(bicubic {scores['bicubic_psnr']:.3f} / {scores['bicubic_ssim']:.4f}, "
