@@ -652,11 +652,15 @@ class Trainer:
         labelled comparison grid and, for a recipe that estimates kernels, the estimate
         beside the true kernel (and a learned degradation's kernel draws,
         ``kernel_samples``)."""
-        previews = getattr(self.validation, "previews", None)
-        if not previews:
-            previews = [p for p in [getattr(self.validation, "preview", None)] if p is not None]
+        previews = self.validation.previews
         for preview in previews:
             self._log_picture(preview)
+        samples = previews[0]["pictures"].get("kernel_samples") if previews else None
+        if samples is not None:          # a learned degradation's draws, whatever the image
+            from visionfw.degradation import kernel_grid
+
+            with self._writing("logs/"):
+                tf.summary.image("val/kernel_samples", kernel_grid(list(samples))[None])
 
     def _log_picture(self, preview):
         from visionfw.evaluate.pictures import comparison_grid, grid_captions
@@ -678,12 +682,6 @@ class Trainer:
             picture = kernel_grid([estimate], None if true is None else [np.asarray(true)])
             with self._writing("logs/"):
                 tf.summary.image(f"val/kernel/{preview['name']}", picture[None])
-        samples = preview["pictures"].get("kernel_samples")
-        if samples is not None:          # a learned degradation's draws, whatever the image
-            from visionfw.degradation import kernel_grid
-
-            with self._writing("logs/"):
-                tf.summary.image("val/kernel_samples", kernel_grid(list(samples))[None])
 
     def _plot_curves(self):
         """``curves.png`` in the run folder, redrawn at each validation."""

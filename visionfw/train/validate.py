@@ -61,6 +61,11 @@ class ValidationSet:
         seed: the protocol seed (the run's seed).
     """
 
+    @property
+    def preview(self):
+        """The first of ``previews`` (``None`` before a validation)."""
+        return self.previews[0] if self.previews else None
+
     def __init__(self, images, scale, degradation="bicubic", seed=0):
         from visionfw.data import DataError
         from visionfw.data.images import warn
@@ -70,6 +75,7 @@ class ValidationSet:
         from visionfw.imageio import ImageError
 
         self.scale = int(scale)
+        self.previews = []
         multiple = hr_multiple(degradation, scale)
         _, deg = get_protocol(degradation, scale, seed=seed)[0]
         items = _items(images)
@@ -136,7 +142,6 @@ class ValidationSet:
         from visionfw.evaluate import score_image
 
         rows = []
-        self.preview = None
         self.previews = []
         for item in self.items:
             inputs = {"lr": item["lr"][None]}
@@ -165,7 +170,6 @@ class ValidationSet:
                                       "hr": item["hr"], "psnr": p,
                                       "bicubic_psnr": bp, "pictures": pictures,
                                       "true_kernel": item["labels"].get("kernel")})
-                self.preview = self.previews[0]
         scores = {"psnr": float(np.mean([r["psnr"] for r in rows])),
                   "ssim": float(np.mean([r["ssim"] for r in rows])),
                   "bicubic_psnr": float(np.mean([r["bicubic_psnr"] for r in rows])),
