@@ -436,6 +436,10 @@ def dataset_problems(ctx):
     for name in ctx.params.get("datasets") or ():
         if (ROOT / name).is_dir() or is_placeholder(name) or name.startswith("runs/"):
             continue
+        if name.startswith("../shared/"):       # a folder given as a path: checked as one
+            if SHARED.is_dir():
+                yield f"--dataset {name}: no such folder"
+            continue
         if root is None:
             yield (f"--dataset {name} is not a folder here and the command gives no "
                    "--data-root to look it up under")
@@ -454,6 +458,8 @@ def problems(cmd):
     if cmd.fenced:
         found += [f"a literal {t!r} where a value belongs" for t in cmd.argv
                   if t == "..." or t.endswith("=...")]
+        found += [f"{t!r} names a shell variable the page never sets" for t in cmd.argv
+                  if re.search(r"\$\{?\w", t)]
     parsed, reason = parse(cmd)
     if reason:
         found.append(reason)
@@ -532,7 +538,7 @@ def commands_of(block):
     (".venv/bin/python -m visionfw summary model_defs/nope.json", ["model_defs/nope.json"]),
     # variables and loops are expanded as the shell does; outputs of earlier commands count
     ("for s in 2 4; do\n  .venv/bin/python test.py bicubic --scale $s --dataset $ds \\\n"
-     "      --data-root ../shared/data/benchmark\ndone", ["--dataset $ds"]),
+     "      --data-root ../shared/data/benchmark\ndone", ["'$ds' names a shell variable the page never sets"]),
     ("python -m visionfw convert vdsr-y RUN/v.pth out.weights.h5\n"
      "python test.py --weights out.weights.h5 --dataset RUN/Set5", []),
     ("D=../shared/data\n.venv/bin/python train.py rank-datasets --dataset $D/train/T91 "
