@@ -14,6 +14,13 @@ LR patches) for every other registered model, and for USRNet:
                              (512x512 estimate), 25x25 kernel
   usrnet_x4_infer_ms         USRNet (8 iterations, ResUNet 64-512), one 64x64 LR image x4, 25x25
                              kernel (256x256 out)
+  ikc_loop_x4_infer_ms       IKC's whole loop at the zoo's sizes (Predictor nf 32, then 7 times
+                             Corrector nf 32 and SFTMD 8 blocks x 32), one 128x128 LR image x4
+
+and, with ``--first-step``, ``first_step_s.RECIPE``: seconds from the start of a tiny ``train.py
+RECIPE`` (embedded images, 2 blocks / 8 filters, batch 4) to its first finished step, as
+train.py reports it -- start-up, building and tracing, which a researcher waits through at every
+change of code.
 
 Inputs are made by role: a network's scale input gets its scale, its kernel input a normalised
 25x25 kernel. Each case is timed on every execution path
@@ -31,7 +38,8 @@ weights, bfloat16 compute), reported under the same keys with ``_bf16`` before `
 fast bf16 (AMX-BF16 or AVX512-BF16); without it bf16 still runs, emulated.
 
 With ``--torch-python`` (an interpreter that has torch), the reference script runs too (with
-``--bf16`` when bf16 is timed) and the ratios torch_ms / visionfw_ms are printed.
+``--bf16`` when bf16 is timed), and ``bench/torch_ikc_loop.py`` (the IKC loop on the reference's
+networks), and the ratios torch_ms / visionfw_ms of every key both sides have are printed.
 """
 import json
 import os
@@ -48,6 +56,8 @@ import click
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 TORCH_REFERENCE = ROOT.parent / "shared" / "bench" / "torch_reference.py"
+TORCH_IKC_LOOP = ROOT / "bench" / "torch_ikc_loop.py"
+IKC_LOOP_ITERATIONS = 7
 
 MAIN_CASES = {
     "srresnet_x4_infer_ms": ("srresnet", {"scale": 4}, "infer", (1, 128, 128)),
@@ -67,10 +77,22 @@ def median_ms(fn, runs, warmup=2):
     return 1e3 * statistics.median(times)
 
 
+def graph_operations(graph):
+    """The operations of a traced graph, those of the functions it calls (once per call:
+    ``visionfw.runtime.traced`` loops call one function at every iteration) included."""
+    for op in graph.get_operations():
+        if op.type in ("PartitionedCall", "StatefulPartitionedCall"):
+            called = graph._functions.get(op.get_attr("f").name)
+            if called is not None and hasattr(called, "graph"):
+                yield from graph_operations(called.graph)
+                continue
+        yield op
+
+
 def graph_flops(concrete):
     """Floating-point operations of the convolutions and matrix products in a traced graph."""
     flops = 0
-    for op in concrete.graph.get_operations():
+    for op in graph_operations(concrete.graph):
         if op.type in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter",
                        "DepthwiseConv2dNative"):
             if op.type == "Conv2D" or op.type == "DepthwiseConv2dNative":
@@ -143,9 +165,26 @@ def time_data_step(shape, runs, jit, tf):
     return median_ms(lambda: fn(z, y, k, alpha).numpy(), runs), 0
 
 
+def time_ikc_loop(shape, runs, jit, tf, visionfw):
+    """Predictor, then IKC_LOOP_ITERATIONS times Corrector and SFTMD, as test.py ikc runs it."""
+    from visionfw.recipes.ikc import ikc_loop
+
+    batch, h, w = shape
+    p = visionfw.build_model("ikc-predictor", nf=32, scale=4)
+    c = visionfw.build_model("ikc-corrector", nf=32, scale=4)
+    f = visionfw.build_model("sftmd", nb=8, nf=32, scale=4)
+    lr = tf.random.uniform([batch, h, w, 3])
+    fn = tf.function(lambda lr: ikc_loop(p, c, f, lr, IKC_LOOP_ITERATIONS)[1][-1],
+                     jit_compile=jit, autograph=False)
+    concrete = fn.get_concrete_function(lr)
+    return median_ms(lambda: fn(lr).numpy(), runs), graph_flops(concrete)
+
+
 def time_case(name, hp, kind, shape, runs, jit, tf, visionfw, keras):
     if kind == "data_step":
         return time_data_step(shape, runs, jit, tf)
+    if kind == "ikc_loop":
+        return time_ikc_loop(shape, runs, jit, tf, visionfw)
     model = visionfw.build_model(name, compile=False, **hp)
     batch, h, w = shape
     x = make_inputs(model, batch, (h, w), tf, hp.get("scale"))
@@ -180,6 +219,7 @@ def cases_for(visionfw):
     cases = dict(MAIN_CASES)
     cases["usrnet_data_step_ms"] = ("usrnet", {}, "data_step", (1, 128, 128))
     cases["usrnet_x4_infer_ms"] = ("usrnet", {"scale": 4}, "infer", (1, 64, 64))
+    cases["ikc_loop_x4_infer_ms"] = ("ikc", {}, "ikc_loop", (1, 128, 128))
     for name in visionfw.model_names():
         if name in ("srresnet", "usrnet"):
             continue
@@ -240,6 +280,58 @@ def run_worker(onednn, threads, runs, only, precision="fp32"):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def first_step_commands(folder):
+    """``(name, train.py arguments)`` of the tiny runs timed to their first step, in an order
+    where each finds what it needs (ikc an SFTMD, dan-usrnet a USRNet) from an earlier one;
+    ``ikc_zoo`` is the zoo's IKC command (Predictor and Corrector nf 32, the zoo SFTMD)."""
+    tiny = ["--steps", "1", "--batch-size", "4", "--val-every", "1", "--threads", "2"]
+    run = lambda name: ["--out", str(folder / name)]                      # noqa: E731
+    return [
+        ("sftmd", ["sftmd", "--param", "nb=2", "--param", "nf=8", "--scale", "4",
+                   "--patch-size", "32", *tiny, *run("sftmd")]),
+        ("ikc", ["ikc", "--param", "nf=8", "--scale", "4", "--sftmd",
+                 str(folder / "sftmd" / "best.weights.h5"), "--patch-size", "32", *tiny,
+                 *run("ikc")]),
+        ("usrnet", ["usrnet", "--param", "iterations=2", "--param", "nc=8", "--param", "nb=1",
+                    "--param", "levels=3", "--param", "hidden=8", "--scale", "2",
+                    "--patch-size", "64", *tiny, *run("usrnet")]),
+        ("kenet", ["kenet", "--param", "nf=8", "--param", "fc=16", "--scale", "2",
+                   "--patch-size", "32", *tiny, *run("kenet")]),
+        ("dan", ["dan", "--param", "nb=2", "--param", "nf=8", "--scale", "2",
+                 "--recipe-param", "estimator_nf=8", "--recipe-param", "estimator_nb=1",
+                 "--patch-size", "32", *tiny, *run("dan")]),
+        ("dan-usrnet", ["dan-usrnet", "--param", "nf=8", "--param", "nb=1", "--scale", "2",
+                        "--usrnet", str(folder / "usrnet" / "best.weights.h5"),
+                        "--patch-size", "64", *tiny, *run("dan-usrnet")]),
+        ("ikc_zoo", ["ikc", "--param", "nf=32", "--scale", "4", "--sftmd",
+                     str(ROOT / "zoo" / "sftmd_nb8_nf32_x4.weights.h5"), "--patch-size", "96",
+                     "--steps", "1", "--batch-size", "16", "--val-every", "1", "--threads", "2",
+                     *run("ikc_zoo")]),
+    ]
+
+
+def time_first_steps(names=None):
+    """``{name: seconds}`` from train.py's own report of its first finished step."""
+    import re
+    import tempfile
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, args in first_step_commands(pathlib.Path(tmp)):
+            if names and name not in names:
+                continue
+            r = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
+                               capture_output=True, text=True,
+                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+            m = re.search(r"first step (\d+(?:\.\d+)?) s after start", r.stdout + r.stderr)
+            if r.returncode != 0 or not m:
+                tail = (r.stderr or r.stdout).strip().splitlines()[-1:]
+                out[name] = {"error": tail[0][:200] if tail else f"exit {r.returncode}"}
+            else:
+                out[name] = float(m.group(1))
+    return out
+
+
 @click.command()
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--runs", type=int, default=10, show_default=True)
@@ -249,13 +341,20 @@ def run_worker(onednn, threads, runs, only, precision="fp32"):
 @click.option("--only", multiple=True, help="Time only these cases (repeatable).")
 @click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "bf16"]),
               help="Precisions to time (repeatable; default: both).")
+@click.option("--rounds", type=int, default=2, show_default=True,
+              help="Interleaved rounds (visionfw, then torch, then again); each side keeps "
+                   "its best, and every round's ratios are reported.")
+@click.option("--first-step", "first_step", multiple=True,
+              help="Also time train.py to its first step: 'all' or recipe names (sftmd, ikc, "
+                   "usrnet, kenet, dan, dan-usrnet, ikc_zoo).")
 @click.option("--worker", is_flag=True, hidden=True)
 def main(threads, runs, json_path, torch_python, only, worker_mode=None, **kw):
     """Time visionfw's models on every execution path; compare with PyTorch."""
     raise NotImplementedError  # replaced below
 
 
-def _main(threads, runs, json_path, torch_python, only, precisions, worker):
+def _main(threads, runs, json_path, torch_python, only, precisions, worker, rounds=2,
+          first_step=()):
     precisions = list(precisions) or ["fp32", "bf16"]
     if worker:
         return globals()["worker"](threads, runs, only, precisions[0])
@@ -268,48 +367,87 @@ def _main(threads, runs, json_path, torch_python, only, precisions, worker):
                           "python": platform.python_version(), "tensorflow": tf.__version__,
                           "keras": keras.__version__, "threads": threads,
                           "fast_bf16": fast_bf16(), "date": time.strftime("%Y-%m-%d")},
-              "cases": {}}
+              "cases": {}, "rounds": []}
     # fp32 on both oneDNN settings; bf16 only with oneDNN (TensorFlow's own kernels emulate it)
     settings = [(p, flag) for p in precisions for flag in (("0", "1") if p == "fp32" else ("1",))]
-    runs_by_setting = {s: run_worker(s[1], threads, runs, only, s[0]) for s in settings}
-    result["peak_rss_mib"] = {f"{p}, onednn={f}": round(v["peak_rss_mib"], 1)
-                              for (p, f), v in runs_by_setting.items()}
-    for precision in precisions:
-        rates = [r["matmul_gflops"] for (p, _), r in runs_by_setting.items() if p == precision]
-        result[f"matmul_{precision}_gflops"] = max(rates)
-    result["matmul_gflops"] = result.get("matmul_fp32_gflops", result[f"matmul_{precisions[0]}_gflops"])
-    for (precision, flag), r in runs_by_setting.items():
-        for key, paths in r["cases"].items():
-            for path, m in paths.items():
-                m = dict(m, precision=precision)
-                result["cases"].setdefault(key, {})[f"{path}, oneDNN {'on' if flag == '1' else 'off'}"] = m
-    for key, paths in result["cases"].items():
+    for _ in range(max(1, rounds)):
+        ours = {s: run_worker(s[1], threads, runs, only, s[0]) for s in settings}
+        theirs = _torch_times(torch_python, threads, runs, precisions) if torch_python else None
+        result["rounds"].append({"visionfw": ours, "torch": theirs})
+    _merge_rounds(result, precisions)
+    for rnd in result["rounds"]:             # JSON keys: "fp32, onednn=1"
+        rnd["visionfw"] = {f"{p}, onednn={f}": v for (p, f), v in rnd["visionfw"].items()}
+    if first_step:
+        names = None if "all" in first_step else set(first_step)
+        result["first_step_s"] = time_first_steps(names)
+    print(_table(result))
+    if json_path:
+        pathlib.Path(json_path).write_text(json.dumps(result, indent=1) + "\n")
+
+
+def _torch_times(torch_python, threads, runs, precisions):
+    """The reference's keys and the IKC loop's, from one run of each torch script, or
+    ``{"error": ...}``."""
+    times = {}
+    for script in (TORCH_REFERENCE, TORCH_IKC_LOOP):
+        cmd = [torch_python, str(script), "--threads", str(threads), "--runs", str(runs)]
+        if "bf16" in precisions:
+            cmd.append("--bf16")
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            return {"error": f"{script.name}: " + " ".join(r.stderr.strip().splitlines()[-1:])}
+        times.update(json.loads(r.stdout))
+    return times
+
+
+def _merge_rounds(result, precisions):
+    """Every path of every case from every round, each side's best time per key, and the
+    ratios torch / visionfw of each round and of the two bests."""
+    by_round, bests = [], {}
+    for n, rnd in enumerate(result["rounds"]):
+        mine = {}
+        for (precision, flag), r in rnd["visionfw"].items():
+            key = f"matmul_{precision}_gflops"
+            result[key] = max(result.get(key, 0.0), r["matmul_gflops"])
+            for case, paths in r["cases"].items():
+                for path, m in paths.items():
+                    label = f"{path}, oneDNN {'on' if flag == '1' else 'off'}, round {n + 1}"
+                    result["cases"].setdefault(case, {})[label] = dict(m, precision=precision)
+                    if "ms" in m:
+                        mine[case] = min(mine.get(case, float("inf")), m["ms"])
+        by_round.append(mine)
+        for case, ms in mine.items():
+            bests[case] = min(bests.get(case, float("inf")), ms)
+        result.setdefault("peak_rss_mib", {}).update(
+            {f"{p}, onednn={f}": round(v["peak_rss_mib"], 1) for (p, f), v in
+             rnd["visionfw"].items()})
+    result["matmul_gflops"] = result.get("matmul_fp32_gflops",
+                                         result[f"matmul_{precisions[0]}_gflops"])
+    for case, paths in result["cases"].items():
         timed = {p: m for p, m in paths.items() if "ms" in m}
         if timed:
             best = min(timed, key=lambda p: timed[p]["ms"])
-            result[key] = round(timed[best]["ms"], 2)
+            result[case] = round(timed[best]["ms"], 2)
             paths["best"] = best
             rate = result[f"matmul_{timed[best]['precision']}_gflops"]
             paths["fraction_of_matmul"] = timed[best]["gflops_per_s"] / rate
     if "bf16" in precisions and not result["machine"]["fast_bf16"]:
         result["note"] = ("this CPU has no AMX-BF16 or AVX512-BF16: bf16 runs emulated, "
                           "expect it slower than fp32")
-    if torch_python:
-        cmd = [torch_python, str(TORCH_REFERENCE), "--threads", str(threads), "--runs", str(runs)]
-        if "bf16" in precisions:
-            cmd.append("--bf16")
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode == 0:
-            ref = json.loads(r.stdout)
-            result["torch"] = ref
-            keys = [precision_key(k, p) for p in precisions for k in MAIN_CASES]
-            result["ratios"] = {k: round(ref[k] / result[k], 3) for k in keys
-                                if k in ref and k in result}
-        else:
-            result["torch_error"] = r.stderr.strip().splitlines()[-1:]
-    print(_table(result))
-    if json_path:
-        pathlib.Path(json_path).write_text(json.dumps(result, indent=1) + "\n")
+    torch_rounds = [rnd["torch"] for rnd in result["rounds"] if rnd["torch"]]
+    errors = [t["error"] for t in torch_rounds if "error" in t]
+    if errors:
+        result["torch_error"] = errors[0]
+    torch_rounds = [t for t in torch_rounds if "error" not in t]
+    if not torch_rounds:
+        return
+    ref = {k: min(t[k] for t in torch_rounds if k in t) for k in torch_rounds[0]
+           if k.endswith("_ms")}
+    result["torch"] = dict(torch_rounds[0], **ref)
+    result["ratios"] = {k: round(ref[k] / bests[k], 3) for k in ref if k in bests}
+    result["ratios_by_round"] = [
+        {k: round(t[k] / mine[k], 3) for k in t if k.endswith("_ms") and k in mine}
+        for t, mine in zip(torch_rounds, by_round)]
 
 
 def _table(result):
@@ -331,9 +469,16 @@ def _table(result):
                          f"{m['gflops_per_s'] / rate:9.0%}{mark}")
     if "ratios" in result:
         lines.append("")
+        lines.append(f"{'torch / visionfw (best of each side)':<40} {'torch ms':>9} "
+                     f"{'ours ms':>9} {'ratio':>6}  by round")
         for k, v in result["ratios"].items():
-            lines.append(f"torch / visionfw {k}: {result['torch'][k]:.1f} / {result[k]:.1f} = "
-                         f"{v:.2f}")
+            each = " ".join(f"{r.get(k, float('nan')):.2f}" for r in result["ratios_by_round"])
+            lines.append(f"{k:<40} {result['torch'][k]:9.1f} {result[k]:9.1f} {v:6.2f}  {each}")
+    if "torch_error" in result:
+        lines.append(f"torch reference failed: {result['torch_error']}")
+    for name, v in result.get("first_step_s", {}).items():
+        lines.append(f"first_step_s {name}: " + (f"{v:.1f}" if isinstance(v, float) else
+                                                 f"failed ({v['error']})"))
     return "\n".join(lines)
 
 

@@ -36,7 +36,8 @@ SHELL_BREAKS = {"|", "||", "&&", ";", "&", ">", ">>", "2>", "2>&1", "<"}
 # Outputs, by (command, parameter): tracked so a later command of the page may read them.
 OUTPUTS = {"convert": ("out",), "train": ("out", "save_dict"), "test": ("json_path", "save_dir"),
            "sr": ("out", "save_steps"), "export": ("out",), "summary": ("dump_json",),
-           "rank-datasets": ("out", "json_path")}
+           "rank-datasets": ("out", "json_path"), "redeg transfer": ("out",),
+           "redeg evaluate": ("json_path",)}
 
 
 @dataclass
@@ -236,7 +237,11 @@ def entry_point(argv):
         rest = argv[2:]
         if not rest or rest[0] not in group.commands:
             return f"python -m {argv[1]}", group, "group", rest
-        return f"python -m {argv[1]} {rest[0]}", group.commands[rest[0]], rest[0], rest[1:]
+        command = group.commands[rest[0]]
+        if isinstance(command, click.Group) and len(rest) > 1 and rest[1] in command.commands:
+            return (f"python -m {argv[1]} {rest[0]} {rest[1]}", command.commands[rest[1]],
+                    f"{rest[0]} {rest[1]}", rest[2:])       # a sub-group (redeg transfer)
+        return f"python -m {argv[1]} {rest[0]}", command, rest[0], rest[1:]
     return None
 
 
@@ -427,6 +432,10 @@ def input_paths(kind, ctx):
         out.append(("--kernel", re.sub(r":\d+$", "", p["kernel_file"])))
     if kind == "rank-datasets":
         out += [("--dataset", v) for v in files("datasets") if v != "embedded"]
+    if kind in ("redeg transfer", "redeg evaluate"):
+        for key, flag in [("run", "--run"), ("pair", "--pair"), ("targets", "--to"),
+                          ("dataset", "--dataset"), ("source", "--source")]:
+            out += [(flag, v) for v in files(key)]
     return out
 
 

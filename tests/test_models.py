@@ -29,6 +29,9 @@ TINY = {
     "pdm-kernel": {"latent": 2, "nf": 8, "nb": 1, "size": 5, "scale": 2},
     "pdm-noise": {"latent": 2, "nf": 8, "nb": 1},
     "patchgan": {"nf": 8, "nb": 2, "stride": 2},
+    "redeg-degnet": {"omega": 8, "nf": 4, "size": 16},
+    "redeg-synnet": {"omega": 8, "nf": 4, "mapping": 1, "levels": 2, "w_dim": 8},
+    "redeg-disc": {"omega": 8, "nf": 4, "size": 16},
 }
 
 
@@ -49,12 +52,16 @@ def lr_batch(model, n=2, size=12):
     meta = model_spec(model)["dict"].get("meta", {})
     if meta.get("input") == "upsampled":
         size = size * meta["scale"] + meta.get("shrink", 0)
-    from visionfw.conditioning import roles_of
+    from visionfw.conditioning import ConditioningError, roles_of
 
     rng = np.random.default_rng(0)
     xs = [rng.random((n, *[size if d is None else d for d in t.shape[1:]]), dtype=np.float32)
           for t in model.inputs]
-    for i, role in enumerate(roles_of(model)):
+    try:
+        roles = roles_of(model)
+    except ConditioningError:                   # inputs without roles (ReDegNet): as drawn
+        roles = []
+    for i, role in enumerate(roles):
         if role == "scale":                     # a network that takes the scale as an input
             xs[i] = np.full(xs[i].shape, meta["scale"], np.float32)
         elif role == "sr":                      # DAN's estimators: the current SR image
@@ -74,8 +81,12 @@ def test_builds_runs_and_scales(name):
     meta = visionfw.model_dict(name, **hp)["meta"]
     if meta.get("output") == "noise":             # PDM's noise: the LR image's size
         assert y.shape == (2, 12, 12, 3)
-    elif meta.get("output") == "score":           # a discriminator's map of patch scores
-        assert y.shape == (2, 6, 6, 8)
+    elif meta.get("output") == "score":           # a discriminator's map of patch scores,
+        assert y.shape == ((2, 1) if y.ndim == 2 else (2, 6, 6, 8))     # or one per image
+    elif meta.get("output") == "representation":  # ReDegNet's DegNet: Omega
+        assert y.shape == (2, meta["omega"])
+    elif meta.get("output") == "lq_image":        # ReDegNet's SynNet: an LQ image at HQ size
+        assert y.shape == (2, 12, 12, 3)
     elif meta.get("output") == "kernel_code":     # IKC's Predictor and Corrector, DAN's
         assert y.shape == (2, meta["code_len"])
     elif meta.get("output") == "kernel":          # KENet, DAN's kernel estimator, PDM's

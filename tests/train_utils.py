@@ -27,6 +27,21 @@ def write_images(folder, n=3, size=(48, 64), seed=0):
     return str(folder)
 
 
+def write_pairs(folder, n=2, size=(64, 64), seed=5):
+    """A ``--pair-dir`` folder: ``HQ/imgK.png`` (:func:`write_images`) and ``LQ/imgK.png``,
+    the HQ image MATLAB-bicubic down-sampled by 2."""
+    from visionfw.imageio import read_image, write_image
+    from visionfw.resize import imresize
+
+    write_images(os.path.join(folder, "HQ"), n=n, size=size, seed=seed)
+    os.makedirs(os.path.join(folder, "LQ"), exist_ok=True)
+    for i in range(n):
+        x = read_image(os.path.join(folder, "HQ", f"img{i}.png"))
+        write_image(os.path.join(folder, "LQ", f"img{i}.png"),
+                    np.asarray(imresize(x, scale=0.5)))
+    return str(folder)
+
+
 def tiny_config(out, train_dir, **overrides):
     from visionfw.train.config import TrainConfig
 

@@ -456,3 +456,7 @@ _replace_keras_layer(PReLU)
 # degradation code; importing them here registers them with the layers above.
 from visionfw.degradation.layers import (CentreOne, KernelDegradation,  # noqa: E402,F401
                                          StraightThroughQuantize)
+
+# The style-based generator's and the spectrally normalised discriminators' layers (ReDegNet)
+from visionfw.style_layers import (BilinearUp2x, LearnedScale,  # noqa: E402,F401
+                                   ModulatedConv2D, PixelNorm, SNConv2D, SNDense)

@@ -66,3 +66,74 @@ def attention(estimate, true, thresholds=(0.01, 0.1), weights=(0.01, 0.1, 1.0)):
     for t in thresholds:
         terms.append(tf.reduce_mean(tf.abs(support_masked(estimate, true, float(t)) - true)))
     return tf.add_n([float(w) * term for w, term in zip(weights, terms)])
+
+
+# ---- ReDegNet's losses (train.py redegnet): feature maps are NHWC lists, degradation
+# representations (Omega) are (B, D) tensors; discriminator scores are raw.
+
+def gram_matrix(features):
+    """The Gram matrix of ``(N, H, W, C)`` feature maps: ``(N, C, C)``, ``F^T F / (C H W)``
+    with ``F`` the ``(H W, C)`` matrix of each image (BasicSR's ``_gram_mat``)."""
+    import tensorflow as tf
+
+    shape = tf.shape(features)
+    n, c = shape[0], shape[3]
+    f = tf.reshape(features, [n, -1, c])
+    size = tf.cast(shape[1] * shape[2] * c, features.dtype)
+    return tf.matmul(f, f, transpose_a=True) / size
+
+
+def _layer_weights(weights, count):
+    if weights is None:
+        return (1.0,) * count
+    if len(weights) != count:
+        raise LossError(f"{len(weights)} layer weights for {count} feature maps")
+    return tuple(float(w) for w in weights)
+
+
+def perceptual(estimate_features, target_features, weights=None):
+    """``sum_l w_l mean|phi_l(x) - phi_l(y)|`` over lists of feature maps (one per layer)."""
+    import tensorflow as tf
+
+    w = _layer_weights(weights, len(estimate_features))
+    return tf.add_n([wl * tf.reduce_mean(tf.abs(e - t))
+                     for wl, e, t in zip(w, estimate_features, target_features)])
+
+
+def style(estimate_features, target_features, weights=None):
+    """Gram style loss: ``sum_l w_l mean|G(phi_l(x)) - G(phi_l(y))|`` (:func:`gram_matrix`)."""
+    import tensorflow as tf
+
+    w = _layer_weights(weights, len(estimate_features))
+    return tf.add_n([wl * tf.reduce_mean(tf.abs(gram_matrix(e) - gram_matrix(t)))
+                     for wl, e, t in zip(w, estimate_features, target_features)])
+
+
+def hinge_discriminator(real_scores, fake_scores):
+    """The hinge loss of a discriminator: ``mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))``."""
+    import tensorflow as tf
+
+    return (tf.reduce_mean(tf.nn.relu(1.0 - real_scores))
+            + tf.reduce_mean(tf.nn.relu(1.0 + fake_scores)))
+
+
+def hinge_generator(fake_scores):
+    """The hinge loss of a generator: ``-mean(D(fake))``."""
+    import tensorflow as tf
+
+    return -tf.reduce_mean(fake_scores)
+
+
+def degradation_consistency(omega_a, omega_b):
+    """``mean|Omega_a - Omega_b|``: one degradation read from two contents should agree."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.abs(omega_a - omega_b))
+
+
+def disentanglement(omega_real, omega_synthetic, lam=1.0, eps=1e-8):
+    """``lam / (mean|Omega_real - Omega_synthetic| + eps)``: one content under two
+    degradations should read apart (ReDegNet's "contrastive" term)."""
+    import tensorflow as tf
+
+    return lam / (tf.reduce_mean(tf.abs(omega_real - omega_synthetic)) + eps)

@@ -3,6 +3,11 @@ import copy
 import importlib.util
 import os
 import sys
+import time
+
+# when the process started using visionfw: train.py reports its time to the first finished step
+# from here (``import visionfw`` comes first in every entry point)
+STARTED = time.time()
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # oneDNN's convolutions run our networks 2-3x faster on CPUs (bench/speed.py measures both);
@@ -144,3 +149,18 @@ def fast_bf16():
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def traced(fn):
+    """``fn`` as a TensorFlow function that an unrolled loop calls at every iteration.
+
+    Inside a traced step, a network called ``n`` times is traced ``n`` times, and tracing a
+    Keras graph costs far more than running it on a small batch: IKC's loop (seven SFTMD and
+    Corrector passes) took minutes to its first step. Wrapped, ``fn`` is traced once per
+    distinct input signature (shapes generalised after the second) and each iteration is a
+    call of that one function. Pass the tensors ``fn`` reads as arguments; Python values in
+    its closure are frozen at the first trace."""
+    import tensorflow as tf
+
+    return tf.function(fn, autograph=False, reduce_retracing=True,
+                       experimental_attributes={"_noinline": True})

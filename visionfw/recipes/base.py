@@ -248,6 +248,33 @@ class StepServices:
         The loss is this replica's mean; gradients are summed over replicas (each replica's
         share scaled by ``1 / replicas``), clipped to ``--clip-norm`` as a whole, and applied.
         """
+        loss, extras, squares = self._update(network, loss_fn)
+        self.squares += squares
+        self.updates += 1
+        return (loss, extras) if extras is not None else loss
+
+    def minimizer(self, network, loss_fn):
+        """``update(*tensors)``, the same as ``minimize(network, lambda: loss_fn(*tensors))``,
+        for a loop that updates one network several times in a step (IKC's Corrector): the
+        forward pass, its gradient and the optimiser's update are traced once and every call
+        runs that one function (see :func:`visionfw.runtime.traced`). ``loss_fn`` takes the
+        tensors it reads as arguments. With several replicas each call is traced in line."""
+        if self.replicas > 1:
+            return lambda *args: self.minimize(network, lambda: loss_fn(*args))
+        from visionfw.runtime import traced
+
+        update = traced(lambda *args: self._update(network, lambda: loss_fn(*args)))
+
+        def call(*args):
+            loss, extras, squares = update(*args)
+            self.squares += squares
+            self.updates += 1
+            return (loss, extras) if extras is not None else loss
+
+        return call
+
+    def _update(self, network, loss_fn):
+        """``(loss, extras or None, squared gradient norm)`` of one update of ``network``."""
         if network not in self.recipe.optimizers:
             raise TrainError(f"recipe {self.recipe.name}: minimize({network!r}) has no "
                              f"optimizer of that name; it defines "
@@ -273,10 +300,39 @@ class StepServices:
             ctx = tf.distribute.get_replica_context()
             grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
             grads, norm = tf.clip_by_global_norm(grads, self.clip_norm)
-            self.squares += tf.square(norm) / replicas
+            squares = tf.square(norm) / replicas
             grads = [g / replicas for g in grads]
         else:
-            self.squares += tf.square(tf.linalg.global_norm(grads))
+            squares = tf.square(tf.linalg.global_norm(grads))
         self.recipe.optimizers[network].apply(grads, variables)
-        self.updates += 1
-        return (loss, extras) if extras is not None else loss
+        return loss, extras, squares
+
+
+def saved_networks(run, roles, holds, what, which=None):
+    """``{role: file}`` of the networks a run saved side by side (``best.weights.h5`` for the
+    recipe's ``main`` network, ``best.ROLE.weights.h5`` for the others) in the run folder
+    ``run``, whose recipe must have the class attribute ``holds``.
+
+    ``which``: ``'last'`` (the end of training), ``'best'``, or ``None``: last if the run has
+    finished, else best. One-line :class:`TrainError` for a missing folder, a run of another
+    recipe (``what`` names the commands that make the right ones) or a run without them yet.
+    """
+    import os
+
+    from visionfw.train.config import read_settings
+
+    if not os.path.isdir(run):
+        raise TrainError(f"{run}: no such run folder")
+    name = (read_settings(run) or {}).get("recipe", {}).get("name")
+    cls = RECIPES.find(name or "")
+    if cls is None or not getattr(cls, holds, False):
+        raise TrainError(f"{run}: not a run of {what} (its settings.json names recipe "
+                         f"{name!r})")
+    stems = [which] if which else ["last", "best"]
+    for stem in stems:
+        files = {role: os.path.join(run, f"{stem}.weights.h5" if role == cls.main
+                                    else f"{stem}.{role}.weights.h5") for role in roles}
+        if all(os.path.isfile(p) for p in files.values()):
+            return files
+    raise TrainError(f"{run}: the run has no {' or '.join(stems)} weights of its "
+                     f"{' and '.join(roles)} networks yet (train it to its first validation)")

@@ -14,6 +14,7 @@ import tensorflow as tf
 from visionfw.kernel_codes import encode, pca_from, with_pca
 from visionfw.params import Hyperparameter
 from visionfw.recipes.base import Recipe, register_recipe
+from visionfw.runtime import traced
 from visionfw.train import TrainError
 
 DAN_TRAINING = "gaussian(sigma=0.2~4.0,size=21,padding=reflect)+bicubic+quantize"
@@ -32,9 +33,14 @@ def dan_loop(restorer, estimator, lr, start, loops):
     code = tf.broadcast_to(tf.cast(start, tf.float32),
                            tf.stack([tf.shape(lr)[0], tf.shape(start)[-1]]))
     images, codes = [], []
-    for _ in range(loops):
+
+    @traced                                          # one trace for every iteration
+    def iteration(lr, code):
         sr = tf.cast(restorer([lr, code], training=False), tf.float32)
-        code = tf.cast(estimator([lr, sr], training=False), tf.float32)
+        return sr, tf.cast(estimator([lr, sr], training=False), tf.float32)
+
+    for _ in range(loops):
+        sr, code = iteration(lr, code)
         images.append(sr)
         codes.append(code)
     return images, codes
@@ -109,9 +115,14 @@ class DANRecipe(Recipe):
         true = encode(self.pca, batch["kernel"])
         loops = self.options["loops"]
         code = tf.broadcast_to(self.start, tf.stack([tf.shape(lr)[0], tf.shape(self.start)[-1]]))
-        for _ in range(loops - 1):       # no gradient reaches these: run them untaped
+
+        @traced                          # no gradient reaches these; one trace for all
+        def iteration(lr, code):
             sr = tf.stop_gradient(tf.cast(r([lr, code], training=True), tf.float32))
-            code = tf.stop_gradient(tf.cast(e([lr, sr], training=True), tf.float32))
+            return tf.stop_gradient(tf.cast(e([lr, sr], training=True), tf.float32))
+
+        for _ in range(loops - 1):
+            code = iteration(lr, code)
 
         def loss(code=code):
             sr_loss, code_loss = self.last_losses(lr, hr, true, code)
@@ -254,9 +265,14 @@ class DANUSRNetRecipe(Recipe):
         lr, hr = batch["lr"], batch["hr"]
         true = tf.cast(batch["kernel"], tf.float32)
         k = self._start(lr)
-        for _ in range(self.options["loops"] - 1):      # no gradient reaches these
+
+        @traced                          # no gradient reaches these; one trace for all
+        def iteration(batch, lr, k):
             sr = tf.stop_gradient(self._restore(batch, lr, k))
-            k = tf.stop_gradient(tf.cast(e([lr, sr], training=True), tf.float32))
+            return tf.stop_gradient(tf.cast(e([lr, sr], training=True), tf.float32))
+
+        for _ in range(self.options["loops"] - 1):
+            k = iteration(batch, lr, k)
         finetune = self.options["finetune"]
 
         def loss(k=k):
@@ -276,8 +292,13 @@ class DANUSRNetRecipe(Recipe):
         e = self.networks["estimator"]
         lr = inputs["lr"]
         k = self._start(lr)
-        for _ in range(self.options["loops"]):
+
+        @traced                          # one trace for every iteration
+        def iteration(inputs, lr, k):
             sr = self._restore(inputs, lr, k)
-            k = tf.cast(e([lr, sr], training=False), tf.float32)
+            return sr, tf.cast(e([lr, sr], training=False), tf.float32)
+
+        for _ in range(self.options["loops"]):
+            sr, k = iteration(inputs, lr, k)
         return sr, {"kernel_psnr": kernel_psnr_tf(k, tf.cast(inputs["kernel"], tf.float32)),
                     "kernel": k}

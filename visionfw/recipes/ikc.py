@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from visionfw.kernel_codes import encode, pca_of, with_pca
 from visionfw.params import Hyperparameter
+from visionfw.runtime import traced
 from visionfw.recipes.base import Recipe, register_recipe
 from visionfw.train import TrainError
 from visionfw.train.config import check_room, writing
@@ -36,15 +37,20 @@ def ikc_loop(predictor, corrector, sftmd, lr, iterations, to_sftmd=None, bridges
     def carry(code, link):
         return tf.linalg.matmul(code, links[link]) if link in links else code
 
+    # each network traced once, however many iterations call it
+    sr_of = traced(lambda lr, code: tf.clip_by_value(
+        tf.cast(sftmd([lr, code], training=False), tf.float32), 0.0, 1.0))
+    corrected = traced(lambda sr, code: tf.cast(corrector([sr, code], training=False),
+                                                tf.float32))
+
     def restore(code, source):
-        c = carry(code, f"{source}>sftmd")
-        return tf.clip_by_value(tf.cast(sftmd([lr, c], training=False), tf.float32), 0.0, 1.0)
+        return sr_of(lr, carry(code, f"{source}>sftmd"))
 
     code = tf.cast(predictor(lr, training=False), tf.float32)
     codes, images = [code], [restore(code, "predictor")]
     code = carry(code, "predictor>corrector")
     for _ in range(iterations):
-        code = tf.cast(corrector([images[-1], code], training=False), tf.float32)
+        code = corrected(images[-1], code)
         codes.append(code)
         images.append(restore(code, "corrector"))
     return codes, images
@@ -216,15 +222,17 @@ class IKCRecipe(Recipe):
             p_loss = mse(code)
         code = tf.stop_gradient(code)
         out = {"predictor_loss": p_loss}
+        # SFTMD's pass and the Corrector's update, each traced once for all the steps
+        sr_of = traced(lambda lr, code: tf.stop_gradient(tf.clip_by_value(
+            tf.cast(f([lr, code], training=False), tf.float32), 0.0, 1.0)))
+
+        def corrector_loss(sr, code, true):
+            new = tf.cast(c([sr, code], training=True), tf.float32)
+            return tf.reduce_mean(tf.square(new - true)), new
+
+        update = opt.minimizer("corrector", corrector_loss)
         for step in range(self.options["steps_per_batch"]):
-            sr = tf.stop_gradient(tf.clip_by_value(
-                tf.cast(f([lr, code], training=False), tf.float32), 0.0, 1.0))
-
-            def corrector_loss(sr=sr, code=code):
-                new = tf.cast(c([sr, code], training=True), tf.float32)
-                return mse(new), new
-
-            c_loss, code = opt.minimize("corrector", corrector_loss)
+            c_loss, code = update(sr_of(lr, code), code, true)
             code = tf.stop_gradient(code)
             out[f"corrector_loss_{step + 1}"] = c_loss
         out["loss"] = c_loss

@@ -146,25 +146,10 @@ def run_files(run, which=None):
     """``{'kernel': path, 'noise': path}`` of a ``train.py pdm`` or ``pdm-sr`` run folder:
     ``which='last'`` (the end of training), ``'best'``, or ``None``: last if the run has
     finished, else best. One-line :class:`TrainError` when the folder holds no such run."""
-    from visionfw.recipes.base import RECIPES
-    from visionfw.train.config import read_settings
+    from visionfw.recipes.base import saved_networks
 
-    if not os.path.isdir(run):
-        raise TrainError(f"{run}: no such run folder")
-    saved = read_settings(run)
-    cls = RECIPES.find((saved or {}).get("recipe", {}).get("name") or "")
-    if cls is None or not getattr(cls, "learns_degradation", False):
-        raise TrainError(f"{run}: not a run of train.py pdm or pdm-sr (its settings.json names "
-                         f"recipe {(saved or {}).get('recipe', {}).get('name')!r})")
-    stems = [which] if which else ["last", "best"]
-    for stem in stems:
-        files = {role: os.path.join(run, f"{stem}.weights.h5" if role == cls.main
-                                    else f"{stem}.{role}.weights.h5")
-                 for role in ("kernel", "noise")}
-        if all(os.path.isfile(p) for p in files.values()):
-            return files
-    raise TrainError(f"{run}: the run has no {' or '.join(stems)} weights of its kernel and noise "
-                     "networks yet (train it to its first validation)")
+    return saved_networks(run, ("kernel", "noise"), "holds_pdm",
+                          "train.py pdm or pdm-sr", which)
 
 
 def load_run(run, which=None):
@@ -210,6 +195,7 @@ class PDMRecipeBase(Recipe):
     needs = ("real_lr",)
     default_clip_norm = 50.0
     learns_degradation = True      # the training LR is synthesised, not --degradation's
+    holds_pdm = True               # its run folders hold PDM's kernel and noise networks
 
     # ---- checks before the run folder is made
 

@@ -517,7 +517,10 @@ def _train(config, argv, resume, explicit, log, progress, stop_at, threads):
             text = f"; best validation PSNR {best:.3f} dB (bicubic {bic:.3f} dB) in {where}"
         else:
             text = f"; best validation {best_by} {best:.3f} in {where}"
-        log(f"trained {config.out} to step {result['step']} in {result['seconds']:.0f} s{text}")
+        first = result.get("first_step_s")
+        first = "" if first is None else f" (first step {first:.0f} s after start)"
+        log(f"trained {config.out} to step {result['step']} in {result['seconds']:.0f} s{first}"
+            f"{text}")
     return result
 
 

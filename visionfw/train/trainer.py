@@ -528,8 +528,10 @@ class Trainer:
     def fit(self, resume=False, stop_at=None):
         """Train to ``steps`` (or to ``stop_at``, for tests and budgets).
 
-        Returns ``{"step", "best_psnr", "stopped", "last_val"}``; ``stopped`` is ``None``
-        when the run reached ``steps``, else ``'SIGINT'``, ``'SIGTERM'`` or ``'stop_at'``.
+        Returns ``{"step", "best_psnr", "stopped", "last_val", "first_step_s"}``; ``stopped``
+        is ``None`` when the run reached ``steps``, else ``'SIGINT'``, ``'SIGTERM'`` or
+        ``'stop_at'``; ``first_step_s`` the seconds from the process start to the end of its
+        first step (``None`` when it made none).
         Raises :class:`NonFiniteLoss` when a step is not finite.
         """
         start = self.restore() if resume else 0
@@ -545,6 +547,7 @@ class Trainer:
             self._log_hparams(writer)
         previous = self._install_signals()
         result = {"step": start, "best_psnr": None, "stopped": None, "last_val": None}
+        self.first_step_s = None
         failed = True
         try:
             result.update(self._loop(start, end, writer))
@@ -561,6 +564,7 @@ class Trainer:
                         raise
         best = float(self.best_psnr.numpy())
         result["best_psnr"] = best if best >= 0 else None
+        result["first_step_s"] = self.first_step_s
         if result["step"] >= self.steps:
             self.save_weights("last.weights.h5")
         if not self.is_chief and self.run_dir and result["stopped"] is None:
@@ -599,6 +603,10 @@ class Trainer:
                 losses, finite, norm = self._train_step()
             step += 1
             losses = {k: float(v) for k, v in losses.items()}
+            if self.first_step_s is None:       # start-up, tracing and the step itself
+                from visionfw.runtime import STARTED
+
+                self.first_step_s = time.time() - STARTED
             if not bool(finite):
                 last = self.manager.latest_checkpoint if self.manager else None
                 where = f"; the last good checkpoint is {last}" if last else ""

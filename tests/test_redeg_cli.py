@@ -1,0 +1,209 @@
+"""python -m visionfw redeg transfer / evaluate on a tiny redegnet run (nf 8, omega 16, 32x32
+patches, 2 steps): the sizes written, the report's numbers against NumPy, nearest-neighbour
+retrieval on vectors whose answer is known, and one-line errors."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.numpy_reference import imresize as numpy_imresize
+from tests.train_utils import run_cli, run_py, write_images, write_pairs
+from visionfw.imageio import read_image, write_image
+
+SYN = {"omega": 16, "nf": 8, "mapping": 2, "levels": 3, "w_dim": 16}      # multiple 8
+SYN_ARGS = [a for k, v in SYN.items() for a in ("--param", f"{k}={v}")]
+SPECS = ("gaussian(sigma=1.5)+bicubic+quantize", "noise(8)+bicubic")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Training data, pairs at half size (LQ 32 x 32, HQ 64 x 64), a same-size pair, images
+    to degrade (one not a multiple of SynNet's 8) and a small evaluation set."""
+    from visionfw.resize import imresize
+
+    root = tmp_path_factory.mktemp("redeg-cli")
+    hr = write_images(root / "hr", n=2, size=(48, 48))
+    write_pairs(root / "pairs")
+    for name in ("img0", "img1"):
+        small = read_image(root / "pairs" / "LQ" / f"{name}.png")
+        write_image(root / f"{name}_same.png", np.asarray(imresize(small, scale=2.0)))
+    write_images(root / "to", n=1, size=(40, 48), seed=2)              # a multiple of 8
+    write_images(root / "odd", n=1, size=(37, 45), seed=3)
+    os.rename(root / "odd" / "img0.png", root / "odd" / "odd.png")
+    write_images(root / "set", n=4, size=(40, 52), seed=7)
+    return root, hr
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data):
+    root, hr = data
+    out = tmp_path_factory.mktemp("redeg-run") / "run"
+    r = run_py("train.py", "redegnet", *SYN_ARGS, "--deg-nf", "8", "--d-nf", "8",
+               "--scale", "2", "--train-dir", hr, "--pair-dir", root / "pairs",
+               "--val-dir", hr, "--steps", "2", "--batch-size", "2", "--patch-size", "32",
+               "--val-every", "2", "--chain", "noise(5~20)+resize(2~3)", "--out", out,
+               env={"VISIONFW_THREADS": "1"}, timeout=400)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _pair(root, same=False):
+    lq = root / "img0_same.png" if same else root / "pairs" / "LQ" / "img0.png"
+    return ["--pair", str(lq), str(root / "pairs" / "HQ" / "img0.png")]
+
+
+# ---------------------------------------------------------------- transfer
+
+def test_transfer_sizes_half_size_pair(run, data, tmp_path):
+    root, _ = data
+    out = tmp_path / "out"
+    r = run_cli("-m visionfw", "redeg", "transfer", "--run", run, *_pair(root), "--to",
+                root / "to", "--to", root / "odd" / "odd.png", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(out)) == ["img0.png", "odd.png"]
+    # down by the pair's ratio, 2, as MATLAB's imresize: ceil(side / 2)
+    assert read_image(out / "img0.png").shape == (20, 24, 3)
+    assert read_image(out / "odd.png").shape == (19, 23, 3)
+
+
+def test_transfer_same_size_pair_keeps_sizes_and_is_synnet(run, data, tmp_path):
+    from visionfw.recipes.redeg import load_redeg
+
+    root, _ = data
+    out = tmp_path / "out"
+    r = run_cli("-m visionfw", "redeg", "transfer", "--run", run, *_pair(root, same=True),
+                "--to", root / "to" / "img0.png", "--to", root / "odd", "--out", out,
+                "--crops", "1")
+    assert r.returncode == 0, r.stderr
+    assert read_image(out / "odd.png").shape == (37, 45, 3)      # padded to 40 x 48, cropped
+    # by hand: Omega of the centre 32 x 32 of the pair, SynNet on the 40 x 48 image
+    degnet, synnet = load_redeg(run)
+    lq = read_image(root / "img0_same.png").astype(np.float32) / 255
+    hq = read_image(root / "pairs" / "HQ" / "img0.png").astype(np.float32) / 255
+    omega = np.asarray(degnet([lq[None, 16:48, 16:48], hq[None, 16:48, 16:48]]))
+    x = read_image(root / "to" / "img0.png").astype(np.float32) / 255
+    want = np.asarray(synnet([x[None], omega]))[0]
+    want = np.floor(np.clip(want.astype(np.float64), 0, 1) * 255 + 0.5)
+    got = read_image(out / "img0.png").astype(np.float64)
+    assert np.abs(got - want).max() <= 1                  # float32 rounding at a .5 boundary
+
+
+# ---------------------------------------------------------------- evaluate
+
+def test_evaluate_report_against_numpy(run, data, tmp_path):
+    from visionfw.degradation import get_protocol
+
+    root, _ = data
+    report_path = tmp_path / "reports" / "redeg.json"
+    r = run_cli("-m visionfw", "redeg", "evaluate", "--run", run, "--protocol", SPECS[0],
+                "--protocol", SPECS[1], "--dataset", root / "set", "--json", report_path,
+                "--draws", "2")
+    assert r.returncode == 0, r.stderr
+    assert "synthesised" in r.stdout and "retrieval" in r.stdout
+    report = json.loads(report_path.read_text())
+    assert report["scale"] == 2 and report["source"] == "img0"      # the run's --scale
+    assert report["training_chain"] == "noise(5~20)+resize(2~3)"
+    assert set(report["protocol"]) >= {"psnr", "synthesised", "bicubic", "training_mean"}
+    assert report["images"] == ["img1", "img2", "img3"]
+    assert len(report["degradations"]) == 2
+    for entry in report["degradations"]:
+        for key in ("synthesised_psnr", "bicubic_psnr", "training_mean_psnr"):
+            per_image = [row[key] for row in entry["images"]]
+            assert len(per_image) == 3 and all(np.isfinite(per_image))
+            assert entry[key] == pytest.approx(np.mean(per_image))
+    # the bicubic baseline of img2 under the blur, recomputed: the HQ file in NumPy, MATLAB
+    # bicubic by the NumPy reference, rounding, a 2-pixel border, PSNR
+    name, deg = get_protocol(SPECS[0], 2, 0)[0]
+    hq = read_image(root / "set" / "img2.png").astype(np.float64) / 255      # 40 x 52: even
+    truth = np.floor(np.clip(np.asarray(deg(hq.astype(np.float32), 2, seed=0),
+                                        np.float64), 0, 1) * 255 + 0.5)
+    guess = np.floor(np.clip(numpy_imresize(hq, output_shape=(20, 26)), 0, 1) * 255 + 0.5)
+    mse = np.mean((truth[2:-2, 2:-2] - guess[2:-2, 2:-2]) ** 2)
+    row = next(r for r in report["degradations"][0]["images"] if r["name"] == "img2")
+    assert report["degradations"][0]["name"] == name
+    assert row["bicubic_psnr"] == pytest.approx(10 * np.log10(255 ** 2 / mse), abs=1e-6)
+    # 2 degradations x 4 contents: chance of the same degradation 3 / 7, same content 1 / 7
+    ret = report["retrieval"]
+    assert ret["omegas"] == 8 and ret["degradations"] == 2 and ret["contents"] == 4
+    assert ret["chance"] == pytest.approx(3 / 7) and ret["content_chance"] == pytest.approx(1 / 7)
+    assert 0 <= ret["accuracy"] <= 1 and 0 <= ret["content_accuracy"] <= 1
+    assert not [p for p in os.listdir(report_path.parent) if p != "redeg.json"]   # no temp
+
+
+def test_nearest_neighbour_accuracy_by_hand():
+    from visionfw.evaluate.redeg import nearest_neighbour_accuracy
+
+    vectors = [[0, 0], [0.1, 0], [5, 5], [5.1, 5], [10, 0]]
+    # nearest: 1, 0, 3, 2 (right) and, for [10, 0], [5.1, 5] (label b: wrong)
+    out = nearest_neighbour_accuracy(vectors, ["a", "a", "b", "b", "a"])
+    # chance: each a has 2 of 4 others alike, each b 1 of 4: (3 * 0.5 + 2 * 0.25) / 5
+    assert out == {"accuracy": pytest.approx(0.8), "chance": pytest.approx(0.4), "count": 5}
+    # a tie goes to the first: [1, 0] is as near to [0, 0] as to [2, 0] and takes [0, 0]'s
+    # label (right); [0, 0] -> [1, 0] right, [2, 0] -> [1, 0] wrong
+    out = nearest_neighbour_accuracy([[0, 0], [1, 0], [2, 0]], [0, 0, 1])
+    assert out["accuracy"] == pytest.approx(2 / 3) and out["chance"] == pytest.approx(1 / 3)
+
+
+def test_pair_ratio_and_crops():
+    from visionfw.evaluate.redeg import EvaluationError, crop_spots, pair_ratio
+
+    assert pair_ratio((32, 48, 3), (64, 96, 3)) == 2 and pair_ratio((9, 9), (9, 9)) == 1
+    assert pair_ratio((51, 50), (101, 100), scale=2) == 2        # ceil(101 / 2)
+    with pytest.raises(EvaluationError, match="different aspect ratios"):
+        pair_ratio((32, 16), (64, 64))
+    with pytest.raises(EvaluationError, match="not an integer"):
+        pair_ratio((48, 48), (64, 64))
+    assert crop_spots(32, 32, 32, 5) == [(0, 0)]
+    assert crop_spots(64, 40, 32, 9) == [(16, 4), (0, 0), (0, 8), (32, 0), (32, 8), (0, 4),
+                                         (16, 0), (16, 8), (32, 4)]
+
+
+# ---------------------------------------------------------------- one-line errors
+
+def _refused(*args, match):
+    r = run_cli("-m visionfw", "redeg", *[str(a) for a in args])
+    assert r.returncode != 0, r.stdout
+    assert match in r.stderr and r.stderr.startswith("error: "), r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_bad_input_is_one_line(run, data, tmp_path):
+    from visionfw.train.config import write_json
+
+    root, _ = data
+    to = ["--to", root / "to", "--out", tmp_path / "out"]
+    hq = root / "pairs" / "HQ" / "img0.png"
+    wide = tmp_path / "wide.png"
+    write_image(wide, read_image(hq)[:16])                      # 64 x 16 against 64 x 64
+    third = tmp_path / "third.png"
+    write_image(third, read_image(hq)[:48, :48])                # 64 / 48: not an integer
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    other = tmp_path / "other"
+    other.mkdir()
+    write_json(str(other / "settings.json"), {"recipe": {"name": "sr"}})
+    transfer = ("transfer", "--run", run)
+    _refused(*transfer, "--pair", wide, hq, *to, match="different aspect ratios")
+    _refused(*transfer, "--pair", third, hq, *to, match="not an integer")
+    _refused(*transfer, "--pair", tmp_path / "none.png", hq, *to, match="none.png: no such file")
+    _refused(*transfer, "--pair", hq, tmp_path / "nohq.png", *to, match="nohq.png: no such file")
+    _refused(*transfer, *_pair(root), "--to", tmp_path / "gone.png", "--out", tmp_path / "o",
+             match="gone.png: no such file or folder")
+    _refused(*transfer, *_pair(root), "--to", broken, "--out", tmp_path / "o",
+             match="broken.png")
+    _refused(*transfer, "--pair", broken, hq, *to, match="--pair LQ")
+    _refused("transfer", "--run", other, *_pair(root), *to,
+             match="not a run of train.py redegnet")
+    _refused("transfer", "--run", tmp_path / "norun", *_pair(root), *to,
+             match="no such run folder")
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+    evaluate = ("evaluate", "--dataset", root / "set", "--json", tmp_path / "r.json")
+    _refused(*evaluate, "--run", other, "--protocol", SPECS[0],
+             match="not a run of train.py redegnet")
+    _refused(*evaluate, "--run", run, "--protocol", "blurry(3)", match="unknown")
+    _refused(*evaluate, "--run", run, "--protocol", SPECS[0], "--source", broken,
+             match="--source")
+    _refused("evaluate", "--run", run, "--protocol", SPECS[0], "--dataset", tmp_path / "nod",
+             "--json", tmp_path / "r.json", match="no such folder")
+    assert not (tmp_path / "r.json").exists()

@@ -1,0 +1,325 @@
+"""A trained ReDegNet (``train.py redegnet``) put to use: the degradation of one LQ/HQ pair
+transferred to other images (``python -m visionfw redeg transfer``), and the measurements
+of how well that works (``python -m visionfw redeg evaluate``).
+
+Both read a pair the same way (:func:`omega_of_pair`): the LQ image brought to the HQ size
+by MATLAB bicubic when it is smaller, then DegNet's Omega of up to ``crops`` squares of its
+input size (the centre first, then the corners, then the edge midpoints of a 3x3 grid),
+averaged. Omega is meant to describe the degradation and not the content, so averaging over
+crops of different content keeps the degradation and smooths the rest. SynNet then degrades
+any image as that Omega says (:func:`synthesise`), at the image's size; an LQ image smaller
+than its HQ image makes the synthesis go down to the LQ size by the same ratio.
+"""
+import os
+
+import numpy as np
+
+from visionfw.evaluate.datasets import EvaluationError
+
+DEFAULT_CROPS = 5
+DEFAULT_DRAWS = 16
+
+PROTOCOL = {
+    "pair": "LQ brought to the HQ size by MATLAB bicubic (clipped to [0, 1]) when smaller; "
+            "Omega = mean of DegNet's Omegas of up to `crops` squares of DegNet's size (the "
+            "centre, then the corners, then the edge midpoints of a 3x3 grid)",
+    "degradations": "each --protocol variant D is one degradation of the library: its random "
+                    "draws (a range, a random kernel, the noise) are made once from --seed and "
+                    "are the same for every image; D(HQ) is rounded to 8 bits (a stored LQ "
+                    "image)",
+    "synthesised": "SynNet(HQ_b, Omega of the one pair (D(HQ_a), HQ_a) of --source), at the "
+                   "HQ size (padded by mirroring to SynNet's multiple, cropped back), MATLAB "
+                   "bicubic down to the size of D(HQ_b)",
+    "bicubic": "MATLAB bicubic (antialiased) down-sampling of HQ_b to the size of D(HQ_b)",
+    "training_mean": "the mean over `draws` draws of the run's training chain (settings.json "
+                     "recipe.params chain and chain_order; draw k seeded (seed, k), the same "
+                     "draws for every image) on HQ_b, each brought back to the HQ size as in "
+                     "training, then MATLAB bicubic down to the size of D(HQ_b): the least-"
+                     "squares guess of an LQ image under the training degradations",
+    "psnr": "10 log10(255^2 / MSE) on RGB, each image rounded to 8 bits (clip, x255, halves "
+            "up), ceil(scale) pixels cropped on every side; per degradation, the mean over "
+            "the images HQ_b (the dataset without the source)",
+    "retrieval": "Omegas of every degradation x every content (source and dataset); for each, "
+                 "its nearest other Omega by Euclidean distance: accuracy = how often it has "
+                 "the same degradation (content_accuracy: the same content); chance = the "
+                 "mean over the Omegas of (others of the same label) / (all others)",
+}
+
+
+# ---------------------------------------------------------------- a pair read by DegNet
+
+def pair_ratio(lq_shape, hq_shape, scale=None, what="--pair"):
+    """The HQ/LQ size ratio of a pair: 1 when LQ has the HQ size, else an integer ``s`` with
+    ``LQ = HQ / s`` on both sides (``scale`` given: ``floor`` or ``ceil`` of ``HQ / s``)."""
+    (lh, lw), (hh, hw) = lq_shape[:2], hq_shape[:2]
+    if (lh, lw) == (hh, hw):
+        if scale not in (None, 1):
+            raise EvaluationError(f"{what}: LQ and HQ are both {hw}x{hh}, not a ratio of "
+                                  f"--scale {scale}")
+        return 1
+    if lh > hh or lw > hw:
+        raise EvaluationError(f"{what}: the LQ image ({lw}x{lh}) is larger than the HQ "
+                              f"image ({hw}x{hh})")
+    if scale is not None:
+        fits = all(n in (v // scale, -(-v // scale)) for n, v in ((lh, hh), (lw, hw)))
+        if not fits:
+            raise EvaluationError(f"{what}: LQ {lw}x{lh} is not HQ {hw}x{hh} divided by "
+                                  f"--scale {scale}")
+        return int(scale)
+    if hh * lw != hw * lh:
+        raise EvaluationError(f"{what}: LQ {lw}x{lh} and HQ {hw}x{hh} have different aspect "
+                              "ratios")
+    if hh % lh:
+        raise EvaluationError(f"{what}: HQ {hw}x{hh} over LQ {lw}x{lh} is a ratio of "
+                              f"{hh / lh:.3g}, not an integer (give --scale S when the LQ "
+                              "sides are HQ / S rounded)")
+    return hh // lh
+
+
+def up_to_hq(lq, shape):
+    """A float [0, 1] LQ image at ``shape`` (MATLAB bicubic, clipped); unchanged if it is."""
+    from visionfw.resize import imresize
+
+    if lq.shape[:2] == tuple(shape[:2]):
+        return lq
+    return np.clip(np.asarray(imresize(lq.astype(np.float32), output_shape=tuple(shape[:2]))),
+                   0.0, 1.0)
+
+
+def crop_spots(height, width, size, count):
+    """Up to ``count`` distinct ``(top, left)`` of ``size`` squares in an image: the centre,
+    the four corners, the four edge midpoints (a 3x3 grid), in that order."""
+    rows, cols = (0, (height - size) // 2, height - size), (0, (width - size) // 2, width - size)
+    grid = [(1, 1), (0, 0), (0, 2), (2, 0), (2, 2), (0, 1), (1, 0), (1, 2), (2, 1)]
+    spots = []
+    for r, c in grid:
+        spot = (rows[r], cols[c])
+        if spot not in spots:
+            spots.append(spot)
+    return spots[:count]
+
+
+def degnet_size(degnet):
+    return int(degnet.inputs[0].shape[1])
+
+
+def omega_of_pair(degnet, lq, hq, crops=DEFAULT_CROPS, what="the pair"):
+    """DegNet's Omega of a pair (float [0, 1] images; LQ at the HQ size or smaller), the mean
+    over :func:`crop_spots`: ``(omega,)`` float32."""
+    size = degnet_size(degnet)
+    h, w = hq.shape[:2]
+    if min(h, w) < size:
+        raise EvaluationError(f"{what}: the HQ image is {w}x{h}, smaller than the {size}x{size} "
+                              "squares DegNet reads")
+    lq = up_to_hq(lq, hq.shape)
+    spots = crop_spots(h, w, size, crops)
+    lqs = np.stack([lq[t:t + size, l:l + size] for t, l in spots]).astype(np.float32)
+    hqs = np.stack([hq[t:t + size, l:l + size] for t, l in spots]).astype(np.float32)
+    out = np.asarray(degnet([lqs, hqs], training=False), np.float32)
+    return out.mean(axis=0)
+
+
+def synthesise(synnet, hq, omega):
+    """SynNet's LQ image of ``hq`` (float [0, 1], ``(H, W, 3)``) under ``omega``, at ``hq``'s
+    size: padded by mirroring to SynNet's size multiple, cropped back, clipped to [0, 1]."""
+    multiple = synnet_multiple(synnet)
+    h, w = hq.shape[:2]
+    padded = np.pad(hq, ((0, -h % multiple), (0, -w % multiple), (0, 0)), mode="symmetric")
+    y = synnet([padded[None].astype(np.float32), np.asarray(omega, np.float32)[None]],
+               training=False)
+    return np.clip(np.asarray(y, np.float32)[0, :h, :w], 0.0, 1.0)
+
+
+def synnet_multiple(synnet):
+    """What SynNet's input sides must be a multiple of (its dictionary's ``meta``)."""
+    from visionfw.graph.builder import model_spec
+
+    meta = (((model_spec(synnet) or {}).get("dict") or {}).get("meta") or {})
+    return int(meta.get("multiple") or 1)
+
+
+def down_by(image, ratio, shape=None):
+    """MATLAB bicubic down-sampling by ``ratio`` (to ``shape`` when given); 1 leaves it."""
+    from visionfw.resize import imresize
+
+    if shape is None and ratio == 1:
+        return image
+    if shape is not None and tuple(shape[:2]) == image.shape[:2]:
+        return image
+    out = (imresize(image.astype(np.float32), scale=1.0 / ratio) if shape is None
+           else imresize(image.astype(np.float32), output_shape=tuple(shape[:2])))
+    return np.clip(np.asarray(out), 0.0, 1.0)
+
+
+# ---------------------------------------------------------------- retrieval
+
+def nearest_neighbour_accuracy(vectors, labels):
+    """How often each vector's nearest other vector (Euclidean; the first on a tie) has its
+    label: ``{'accuracy', 'chance', 'count'}``. ``chance`` is what picking another vector at
+    random would score: the mean over the vectors of (others of the same label) / (others)."""
+    x = np.asarray(vectors, np.float64)
+    labels = np.asarray(labels)
+    n = len(x)
+    if n < 2 or x.ndim != 2 or len(labels) != n:
+        raise ValueError(f"nearest_neighbour_accuracy needs n >= 2 vectors (n, d) and n "
+                         f"labels; got {x.shape} and {labels.shape}")
+    squared = np.sum(x * x, axis=1)
+    distance = squared[:, None] + squared[None, :] - 2.0 * x @ x.T
+    np.fill_diagonal(distance, np.inf)
+    nearest = np.argmin(distance, axis=1)
+    same = labels[:, None] == labels[None, :]
+    chance = (same.sum(axis=1) - 1) / (n - 1)
+    return {"accuracy": float(np.mean(labels[nearest] == labels)),
+            "chance": float(np.mean(chance)), "count": int(n)}
+
+
+# ---------------------------------------------------------------- the run
+
+def run_settings(run):
+    """``settings.json`` of a run folder, or of the folder of one of its checkpoints."""
+    from visionfw.train.config import read_settings
+
+    folder = str(run) if os.path.isdir(run) else os.path.dirname(os.path.abspath(run))
+    return read_settings(folder) or {}
+
+
+def training_chain(settings):
+    """``(chain, order)`` the run trained with (the recipe's defaults when not recorded)."""
+    from visionfw.recipes.redeg import DEFAULT_CHAIN
+
+    params = (settings.get("recipe") or {}).get("params") or {}
+    return params.get("chain") or DEFAULT_CHAIN, params.get("chain_order") or "random"
+
+
+def training_mean(chain, hq, draws, seed):
+    """The mean over ``draws`` draws of the chain on ``hq`` (float [0, 1], ``(H, W, 3)``), at
+    ``hq``'s size; draw ``k`` seeded ``(seed, k)``."""
+    import tensorflow as tf
+
+    total = np.zeros(hq.shape, np.float64)
+    x = tf.constant(hq, tf.float32)
+    for k in range(draws):
+        a, _ = chain.pair(x, x, tf.constant([seed, k], tf.int64))
+        total += np.asarray(a, np.float64)
+    return (total / draws).astype(np.float32)
+
+
+# ---------------------------------------------------------------- the measurements
+
+def read_hq(path, multiple=1):
+    """A float [0, 1] RGB image cropped to a multiple of ``multiple``."""
+    from visionfw.imageio import modcrop, read_image
+
+    return modcrop(read_image(path), multiple).astype(np.float32) / 255.0
+
+
+def rgb_psnr(image, truth_uint8, scale):
+    from visionfw.metrics import evaluate_pair
+
+    return evaluate_pair(image, truth_uint8, scale, channel="rgb")[0]
+
+
+def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
+            crops=DEFAULT_CROPS, draws=DEFAULT_DRAWS, log=None):
+    """The report of ``python -m visionfw redeg evaluate`` (see ``docs/redegnet.md``).
+
+    Args:
+        degnet, synnet: the trained networks.
+        variants: ``[(name, Degradation)]`` of the held-out degradations.
+        scale: their down-sampling factor.
+        source: ``(name, hq)`` of the image whose one pair gives Omega.
+        images: ``[(name, hq)]``, the other images, float [0, 1] at a multiple of the
+            variants' HR multiple.
+        chain: the run's :class:`~visionfw.recipes.redeg.RandomChain`.
+        seed, crops, draws: as the command's options.
+        log: called with a line per degradation.
+    """
+    from visionfw.metrics import to_uint8
+
+    log = log or (lambda line: None)
+    size = degnet_size(degnet)
+    contents = [source, *images]
+    bicubic, mean = {}, {}
+    for name, hq in images:
+        lq_shape = (hq.shape[0] // scale, hq.shape[1] // scale)
+        bicubic[name] = down_by(hq, scale, lq_shape)
+        mean[name] = down_by(training_mean(chain, hq, draws, seed), scale, lq_shape)
+    results, vectors, by_degradation, by_content = [], [], [], []
+    for v, (variant, deg) in enumerate(variants):
+        # one draw of D for every image: the pair and the other images share one degradation
+        lqs = {name: to_uint8(deg(hq, scale, seed=0)) for name, hq in contents}
+        omegas = {name: omega_of_pair(degnet, lqs[name].astype(np.float32) / 255.0, hq, crops,
+                                      what=f"{name} under {variant}")
+                  for name, hq in contents if name == source[0] or min(hq.shape[:2]) >= size}
+        omega = omegas[source[0]]
+        for c, (name, _) in enumerate(contents):
+            if name in omegas:
+                vectors.append(omegas[name])
+                by_degradation.append(v)
+                by_content.append(c)
+        rows = []
+        for name, hq in images:
+            truth = lqs[name]
+            fake = down_by(synthesise(synnet, hq, omega), scale, truth.shape)
+            rows.append({"name": name,
+                         "synthesised_psnr": rgb_psnr(fake, truth, scale),
+                         "bicubic_psnr": rgb_psnr(bicubic[name], truth, scale),
+                         "training_mean_psnr": rgb_psnr(mean[name], truth, scale)})
+        entry = {"name": variant, "spec": deg.spec}
+        for key in ("synthesised_psnr", "bicubic_psnr", "training_mean_psnr"):
+            entry[key] = float(np.mean([r[key] for r in rows]))
+        entry["images"] = rows
+        results.append(entry)
+        log(f"{variant}: synthesised {entry['synthesised_psnr']:.2f} dB, bicubic "
+            f"{entry['bicubic_psnr']:.2f} dB, training mean {entry['training_mean_psnr']:.2f} dB")
+    retrieval = {"degradations": len(variants), "contents": len(set(by_content))}
+    if len(variants) < 2:
+        retrieval["note"] = "one degradation: nothing to tell apart (give two --protocol or more)"
+    else:
+        by_deg = nearest_neighbour_accuracy(vectors, by_degradation)
+        by_con = nearest_neighbour_accuracy(vectors, by_content)
+        retrieval.update(accuracy=by_deg["accuracy"], chance=by_deg["chance"],
+                         content_accuracy=by_con["accuracy"], content_chance=by_con["chance"],
+                         omegas=by_deg["count"])
+    return {"protocol": dict(PROTOCOL), "scale": int(scale), "seed": int(seed),
+            "crops": int(crops), "draws": int(draws), "training_chain": chain.text,
+            "chain_order": chain.order, "source": source[0],
+            "images": [name for name, _ in images],
+            "degradations": results, "retrieval": retrieval}
+
+
+def format_table(report):
+    """A short table of the report: a row per degradation, then the retrieval line."""
+    header = ("degradation", "synthesised", "bicubic", "training mean")
+    rows = [(r["name"], *(f"{r[k]:.2f}" for k in ("synthesised_psnr", "bicubic_psnr",
+                                                  "training_mean_psnr")))
+            for r in report["degradations"]]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    lines = [f"PSNR (dB, RGB) at x{report['scale']} of the synthesis from one pair of "
+             f"{report['source']} on {len(report['images'])} images"]
+    for row in (header, *rows):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))))
+    r = report["retrieval"]
+    if "accuracy" in r:
+        lines.append(f"Omega nearest-neighbour retrieval over {r['omegas']} Omegas "
+                     f"({r['degradations']} degradations x {r['contents']} contents): same "
+                     f"degradation {100 * r['accuracy']:.1f}% (chance {100 * r['chance']:.1f}%), "
+                     f"same content {100 * r['content_accuracy']:.1f}% (chance "
+                     f"{100 * r['content_chance']:.1f}%)")
+    else:
+        lines.append(f"Omega retrieval: {r['note']}")
+    return "\n".join(lines)
+
+
+def write_report(report, path):
+    """The report as JSON, atomically (a temporary file beside it, then a rename)."""
+    import json
+
+    from visionfw.graph.schema import atomic_write_text
+
+    try:
+        atomic_write_text(os.fspath(path), json.dumps(report, indent=1) + "\n")
+    except OSError as exc:
+        raise EvaluationError(f"--json {path}: cannot write it ({exc.strerror or exc})") \
+            from None
