@@ -138,6 +138,24 @@ class Recipe:
         command's default, bicubic)."""
         return None
 
+    def make_model(self, trace=None):
+        """The network, built from the run's dictionary (``trace``: see
+        :func:`visionfw.graph.builder.build`)."""
+        from visionfw.graph.builder import attach_spec, build
+
+        model = build(self.model_dict, trace=trace)
+        attach_spec(model, self.model_dict, self.model_name, self.hparams)
+        return model
+
+    def view_model(self, model):
+        """Score and feed ``model`` in its own image space (:class:`visionfw.recipes.sr.
+        ModelView`): sets ``view`` and ``score_crop``; returns the model."""
+        from visionfw.recipes.sr import ModelView
+
+        self.view = ModelView(model)
+        self.score_crop = self.view.shrink
+        return model
+
     def adam(self, learning_rate=None, updates_per_step=1):
         """Adam with beta2 = 0.99, as the SR papers' training code uses. An optimiser that
         ``minimize`` steps several times per training step says so (``updates_per_step``),

@@ -445,14 +445,9 @@ class PDMSRRecipe(PDMRecipeBase):
 
     def build(self):
         from visionfw.degradation.layers import StraightThroughQuantize
-        from visionfw.graph.builder import attach_spec, build
-        from visionfw.recipes.sr import ModelView
 
         o = self.options
-        sr = build(self.model_dict)
-        attach_spec(sr, self.model_dict, self.model_name, self.hparams)
-        self.view = ModelView(sr)
-        self.score_crop = self.view.shrink
+        sr = self.view_model(self.make_model())
         if o["pdm"]:                        # the learned networks, with their own sizes
             self.degradation, _ = load_run(o["pdm"])
             kernel, noise = self.degradation.kernel_net, self.degradation.noise_net

@@ -620,14 +620,8 @@ class ReDegNetSRRecipe(Recipe):
             raise TrainError(str(exc).replace("pdm-sr", cls.name)) from None
 
     def build(self):
-        from visionfw.graph.builder import attach_spec, build
-        from visionfw.recipes.sr import ModelView
-
         o = self.options
-        sr = build(self.model_dict)
-        attach_spec(sr, self.model_dict, self.model_name, self.hparams)
-        self.view = ModelView(sr)
-        self.score_crop = self.view.shrink
+        sr = self.view_model(self.make_model())
         degnet, synnet = load_redeg(o["redeg"])
         degnet.trainable = synnet.trainable = False
         self.networks = {"sr": sr, "degnet": degnet, "synnet": synnet}

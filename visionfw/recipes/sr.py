@@ -87,17 +87,7 @@ class SRRecipe(Recipe):
                              f"{model.name} takes {', '.join(other)} (a kernel-code network "
                              "trains with --recipe sftmd)")
         self.needs = tuple(r for r in self.roles if r != "image")
-        self.view = ModelView(model)
-        self.score_crop = self.view.shrink
-
-    def make_model(self, trace=None):
-        """The network, built from the run's dictionary (``trace``: see
-        :func:`visionfw.graph.builder.build`)."""
-        from visionfw.graph.builder import attach_spec, build
-
-        model = build(self.model_dict, trace=trace)
-        attach_spec(model, self.model_dict, self.model_name, self.hparams)
-        return model
+        self.view_model(model)
 
     def _fed(self, batch, hr_shape):
         return dict(batch, lr=self.view.input(batch["lr"], hr_shape))
