@@ -51,6 +51,38 @@ def test_self_ensemble_is_the_mean_of_the_eight_transforms():
     np.testing.assert_allclose(self_ensemble(fn, x), np.mean(expected, 0), rtol=1e-6, atol=1e-6)
 
 
+def test_report_splits_the_time_in_the_method_from_the_rest(monkeypatch):
+    import time
+
+    from visionfw.methods.base import get_method
+
+    sr = get_method("sr")
+    called = sr.__call__
+
+    def slow(self, *args, **kwargs):
+        time.sleep(0.2)
+        return called(self, *args, **kwargs)
+
+    def slow_bicubic(*args, **kwargs):
+        time.sleep(0.1)
+        return upscale(*args, **kwargs)
+
+    import visionfw.evaluate as evaluation
+
+    upscale = evaluation.upscale_bicubic
+    monkeypatch.setattr(sr, "__call__", slow)
+    monkeypatch.setattr(evaluation, "upscale_bicubic", slow_bicubic)
+    report = evaluate(visionfw.build_model("bicubic", scale=2), [Dataset.from_arrays(
+        "tiny", images())])
+    (r,) = report["results"]
+    per_image = [i["method_seconds"] for i in r["images"]]
+    assert all(t >= 0.2 for t in per_image)
+    assert r["method_seconds"] == pytest.approx(sum(per_image), abs=2e-3)
+    # the bicubic reference is outside the method: at least 0.1 s per image more in the total
+    assert r["seconds"] >= r["method_seconds"] + 0.2
+    assert "s of it in the method (" in format_report(report)
+
+
 def test_ycbcr_round_trip_and_known_values():
     white = np.ones((1, 1, 3), np.float32)
     np.testing.assert_allclose(rgb_to_ycbcr(white)[0, 0] * 255, [235, 128, 128], atol=1e-3)

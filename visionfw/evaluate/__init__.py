@@ -9,8 +9,13 @@ The report is a dict that :func:`write_report` stores as JSON::
 
     {"protocol": {...},
      "results": [{"dataset", "variant", "degradation", "model", "scale", "psnr", "ssim",
-                  "bicubic_psnr", "bicubic_ssim", "seconds",
-                  "images": [{"name", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim"}]}]}
+                  "bicubic_psnr", "bicubic_ssim", "seconds", "method_seconds",
+                  "images": [{"name", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim",
+                              "method_seconds"}]}]}
+
+``seconds`` is the wall time of a dataset and variant; ``method_seconds`` the part spent in the
+method's call (its networks and the glue between them), so that the rest -- reading, LR
+synthesis, bicubic, scoring, pictures -- is ``seconds - method_seconds``.
 
 A kernel method's results hold ``kernel_psnr`` (dB) instead of the image scores.
 """
@@ -219,7 +224,9 @@ def _run(method, datasets, variants, name, results, lr_dir, multiple, scale, cha
             if rows and "true_kernel_psnr" in rows[0]:
                 result["true_kernel_psnr"] = _mean(rows, "true_kernel_psnr")
                 result["true_kernel_ssim"] = _mean(rows, "true_kernel_ssim")
-            result.update({"seconds": round(time.perf_counter() - start, 3), "images": rows})
+            result.update({"seconds": round(time.perf_counter() - start, 3),
+                           "method_seconds": round(sum(r["method_seconds"] for r in rows), 3),
+                           "images": rows})
             results.append(result)
 
 
@@ -299,7 +306,9 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
 
         from visionfw.degradation import fit_isotropic_sigma
 
+        began = time.perf_counter()
         estimate = method(lr, None, labels)["kernel"]
+        spent = time.perf_counter() - began
         kp = kernel_psnr(estimate, labels["kernel"])
         sigmas = {"sigma": fit_isotropic_sigma(estimate),
                   "true_sigma": fit_isotropic_sigma(labels["kernel"])}
@@ -310,13 +319,16 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
                          image_name, estimate, labels["kernel"])
         if log:
             log(f"{dataset.name} [{_lr_label(variant)}] {image_name}: kernel PSNR {kp:.2f} dB")
-        return {"name": image_name, "kernel_psnr": kp, **sigmas}
+        return {"name": image_name, "kernel_psnr": kp, **sigmas,
+                "method_seconds": round(spent, 4)}
     bic = upscale_bicubic(lr, scale)
     if bic.shape[:2] != hr.shape[:2]:
         raise EvaluationError(f"{dataset.name}/{image_name}: LR of {lr.shape[1]}x{lr.shape[0]} "
                               f"does not up-scale to the ground truth's {hr.shape[1]}x"
                               f"{hr.shape[0]}")
+    began = time.perf_counter()
     out = method(lr, bic, labels)
+    spent = time.perf_counter() - began
     scored, sr_rgb = out["sr"]
     if not scored.flags.writeable:
         scored = np.array(scored)
@@ -333,7 +345,8 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
     if log:
         log(f"{dataset.name} [{_lr_label(variant)}] {image_name}: {p:.2f} dB "
             f"(bicubic up-scaling {bp:.2f} dB)")
-    row = {"name": image_name, "psnr": p, "ssim": s, "bicubic_psnr": bp, "bicubic_ssim": bs}
+    row = {"name": image_name, "psnr": p, "ssim": s, "bicubic_psnr": bp, "bicubic_ssim": bs,
+           "method_seconds": round(spent, 4)}
 
     def score(image):
         return score_image(np.clip(image, 0, 1), hr_in, scale, is_gray, channel)

@@ -29,10 +29,22 @@ def format_report(report, per_image=False):
             lines += _kernel_columns_table(dataset, scale, scored)
         else:
             lines += _image_table(dataset, scale, scored, per_image)
+        lines += _time_line(results)
         lines += _skipped_lines(results)
     if report.get("incomplete"):
         lines += ["", f"incomplete: {report['incomplete']}"]
     return "\n".join(lines)
+
+
+def _time_line(results):
+    """Wall time of a dataset's results and the share spent in the method's calls (the rest is
+    reading, LR synthesis, bicubic, scoring and pictures); nothing for an older report."""
+    if not results or any("method_seconds" not in r for r in results):
+        return []
+    wall = sum(r["seconds"] for r in results)
+    inside = sum(r["method_seconds"] for r in results)
+    share = f" ({100 * inside / wall:.0f} %)" if wall > 0 else ""
+    return [f"time: {wall:.1f} s, {inside:.1f} s of it in the method{share}"]
 
 
 def _skipped_lines(results):
