@@ -1,10 +1,13 @@
 """Shared test settings: quiet TensorFlow, two CPU threads (one per worker under two pytest
-workers), the shared data folder."""
+workers), inference as one graph function, the shared data folder."""
 import os
 import pathlib
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# the tests run tiny networks on many sizes, where XLA's compile per size would cost more than
+# it saves; tests/test_inference_path.py runs the XLA path against this one
+os.environ.setdefault("VISIONFW_INFERENCE", "graph")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

@@ -296,3 +296,21 @@ def test_train_and_test_dan_usrnet(usrnet_file, images, tmp_path):
                 "--out", tmp_path / "bad")
     assert r.returncode != 0 and "needs the trained USRNet" in r.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_loop_gives_the_same_iterations_through_xla_and_the_graph(dan_run, monkeypatch):
+    from visionfw.evaluate import make_method
+
+    nets = {"restorer": visionfw.load_model(dan_run / "best.weights.h5"),
+            "estimator": visionfw.load_model(dan_run / "best.estimator.weights.h5")}
+    lr = np.random.default_rng(5).random((16, 12, 3), np.float32)
+    results = {}
+    for path in ("xla", "graph"):
+        monkeypatch.setenv("VISIONFW_INFERENCE", path)
+        method = make_method("dan", nets)
+        assert method._loop.jit is (path == "xla")
+        results[path] = method(lr, None, {})
+    assert len(results["xla"]["steps"]) == 2
+    for a, b in zip(results["xla"]["steps"], results["graph"]["steps"]):
+        np.testing.assert_allclose(a["image"], b["image"], atol=5e-5)
+        np.testing.assert_allclose(a["kernel"], b["kernel"], atol=1e-5)

@@ -327,3 +327,20 @@ def test_the_predictor_recipe_trains_on_codes_in_the_sftmds_pca(tmp_path, images
         make_trainer(tiny_config(tmp_path / "c", images, model="ikc-corrector", scale=2,
                                  hparams={"nf": "8", "code_len": "4"}, patch_size=32,
                                  degradation=BLUR, recipe_params={"sftmd": str(sftmd)}))
+
+
+def test_the_loop_gives_the_same_steps_through_xla_and_the_graph(ikc_run, monkeypatch):
+    out = ikc_run[0]
+    nets = {"sftmd": visionfw.load_model(out / "sftmd.weights.h5"),
+            "predictor": visionfw.load_model(out / "last.predictor.weights.h5"),
+            "corrector": visionfw.load_model(out / "last.weights.h5")}
+    lr = np.random.default_rng(4).random((12, 16, 3), np.float32)
+    results = {}
+    for path in ("xla", "graph"):
+        monkeypatch.setenv("VISIONFW_INFERENCE", path)
+        method = make_method("ikc", nets, iterations=2)
+        assert method._loop.jit is (path == "xla")
+        results[path] = method(lr, None, {})
+    for a, b in zip(results["xla"]["steps"], results["graph"]["steps"]):
+        np.testing.assert_allclose(a["image"], b["image"], atol=5e-5)
+        np.testing.assert_allclose(a["kernel"], b["kernel"], atol=1e-5)

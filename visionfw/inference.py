@@ -7,7 +7,8 @@ import numpy as np
 
 
 class Predictor:
-    """Calls a model through one ``tf.function`` for every image size.
+    """Calls a model through one traced function: one graph for every image size, or XLA
+    compiled per size, as :func:`visionfw.runtime.inference_jit` chooses for this CPU.
 
     The model's first input is the image; further inputs (a kernel, a noise level, ...) are
     passed after it, each for one image (no batch axis): ``predict(image, kernel)``.
@@ -15,13 +16,16 @@ class Predictor:
     Args:
         model: a ``keras.Model`` mapping ``(N, h, w, C)`` (and its other inputs) to
             ``(N, s*h, s*w, C)``.
-        jit: compile with XLA (retraces per input size, but runs faster on fixed sizes).
+        jit: compile with XLA (True; once per input size) or run one graph function (False);
+            None (the default) takes the faster path on this CPU.
         output: for a model with several outputs, the index of the one returned (default:
             the one its dictionary's ``meta['score']`` names, see :func:`scored_output`).
     """
 
-    def __init__(self, model, jit=False, output=None):
+    def __init__(self, model, jit=None, output=None):
         import tensorflow as tf
+
+        from visionfw.runtime import InferenceFunction
 
         self.model = model
         self.n_inputs = len(model.inputs)
@@ -37,8 +41,7 @@ class Predictor:
             # float32 out whatever the compute precision (a bf16 network under --precision bf16)
             return tf.cast(out, tf.float32)
 
-        self._fn = tf.function(call, input_signature=None if jit else specs, jit_compile=jit,
-                               reduce_retracing=True)
+        self._fn = InferenceFunction(call, signature=specs, jit=jit, name=model.name)
 
     def __call__(self, image, *extras):
         """``(H, W, C)`` (and the other inputs of one image) -> ``(sH, sW, C)``."""

@@ -10,8 +10,10 @@ import time
 STARTED = time.time()
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# oneDNN's convolutions run our networks 2-3x faster on CPUs (bench/speed.py measures both);
-# it must be chosen before TensorFlow loads. Set TF_ENABLE_ONEDNN_OPTS=0 to turn it off.
+# oneDNN's convolutions ran our networks 1.7-3x faster with AVX-512, and our training steps
+# 1.2-1.5x faster with AVX2 only (bench/speed.py measures both); it must be chosen before
+# TensorFlow loads. Set TF_ENABLE_ONEDNN_OPTS=0 to turn it off. Inference picks its path per
+# CPU (inference_jit below).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 _configured = False
@@ -139,16 +141,88 @@ def set_precision(name):
     return previous
 
 
+def cpu_flags():
+    """The CPU's feature flags as ``/proc/cpuinfo`` lists them (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next((line.split(":", 1)[1].split() for line in f
+                             if line.startswith("flags")), []))
+    except OSError:
+        return set()
+
+
 def fast_bf16():
     """Whether this CPU has bfloat16 matrix units or instructions (AMX-BF16, AVX512-BF16);
     without them bf16 still runs, emulated and usually slower than fp32."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        return False
+    flags = cpu_flags()
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+INFERENCE_PATHS = ("auto", "xla", "graph")
+
+
+def inference_jit():
+    """Whether inference (test.py, ``sr``, training's validation) is compiled with XLA.
+
+    ``VISIONFW_INFERENCE`` chooses: ``xla``, ``graph`` (one TensorFlow graph function for every
+    input size, oneDNN's kernels), or ``auto`` (the default): XLA on a CPU without AVX-512,
+    the graph function with it. Measured with ``bench/speed.py`` (``bench/README.md``): with
+    AVX-512 the graph path won every inference case by 30-60 %; on an AVX2-only CPU oneDNN's
+    graph kernels ran SRResNet and SFTMD 2-3x slower than XLA (a 9x9 convolution to 3
+    channels twenty times slower), while training steps were within 5-25 % of XLA. XLA
+    compiles once per input size, a few seconds per network."""
+    choice = os.environ.get("VISIONFW_INFERENCE", "auto").strip().lower()
+    if choice not in INFERENCE_PATHS:
+        from visionfw.errors import HyperparameterError
+
+        raise HyperparameterError(f"VISIONFW_INFERENCE={choice!r}: expected one of "
+                                  f"{', '.join(INFERENCE_PATHS)}")
+    if choice == "auto":
+        return "avx512f" not in cpu_flags()
+    return choice == "xla"
+
+
+class InferenceFunction:
+    """``fn`` traced for inference on the path :func:`inference_jit` chooses.
+
+    The graph path is one function for every input size (``signature``, if given, with
+    ``None`` dimensions); the XLA path compiles once per input size. Should XLA refuse to
+    compile ``fn`` (an op it does not have), the call falls back to the graph path for good,
+    with one line on stderr.
+
+    Args:
+        fn: a function of tensors.
+        signature: the graph path's ``input_signature``.
+        jit: force XLA (True) or the graph path (False); None asks :func:`inference_jit`.
+        name: what to call ``fn`` in the fallback line.
+    """
+
+    def __init__(self, fn, signature=None, jit=None, name=None):
+        import tensorflow as tf
+
+        self.name = name or getattr(fn, "__name__", "function")
+        self.jit = inference_jit() if jit is None else bool(jit)
+        self._graph = tf.function(fn, input_signature=signature, reduce_retracing=True,
+                                  autograph=False)
+        self._xla = (tf.function(fn, jit_compile=True, reduce_retracing=True, autograph=False)
+                     if self.jit else None)
+
+    def __call__(self, *args):
+        if self._xla is not None:
+            import tensorflow as tf
+
+            try:
+                return self._xla(*args)
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+                    tf.errors.InternalError) as exc:
+                if "xla" not in str(exc).lower() and "compil" not in str(exc).lower():
+                    raise
+                first = str(exc).strip().splitlines()[0][:160]
+                print(f"note: XLA could not compile {self.name} ({first}); running it as a "
+                      "graph function", file=sys.stderr)
+                self._xla = None
+                self.jit = False
+        return self._graph(*args)
 
 
 def traced(fn):

@@ -25,7 +25,7 @@ class DANMethod(Method):
                              "DAN's 4 for networks that do not record it)"),)
 
     def check(self):
-        import tensorflow as tf
+        from visionfw.runtime import InferenceFunction
 
         from visionfw.conditioning import roles_of
         from visionfw.kernel_codes import CodeError, pca_of
@@ -65,8 +65,8 @@ class DANMethod(Method):
             raise MethodError("--method-param iterations must be 1 or more (0: as trained)")
         self.loops = self.options["iterations"] or int(model_meta(r).get("loops") or 4)
         self.start = delta_code(self.pca)
-        self._loop = tf.function(self._run, reduce_retracing=True, autograph=False)
-        self._upper = tf.function(self._restore, reduce_retracing=True, autograph=False)
+        self._loop = InferenceFunction(self._run, name="DAN's loop")
+        self._upper = InferenceFunction(self._restore, name="DAN's restorer")
 
     def _run(self, lr):
         from visionfw.recipes.dan import dan_loop

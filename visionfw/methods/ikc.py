@@ -34,7 +34,7 @@ class IKCMethod(Method):
         return role == "sftmd"
 
     def check(self):
-        import tensorflow as tf
+        from visionfw.runtime import InferenceFunction
 
         from visionfw.conditioning import roles_of
         from visionfw.methods.base import model_meta
@@ -74,8 +74,8 @@ class IKCMethod(Method):
                               "code is estimated from the whole image)")
         if self.options["iterations"] < 0:
             raise MethodError("--method-param iterations must be 0 or more")
-        self._loop = tf.function(self._run, reduce_retracing=True, autograph=False)
-        self._upper = tf.function(self._sftmd, reduce_retracing=True, autograph=False)
+        self._loop = InferenceFunction(self._run, name="IKC's loop")
+        self._upper = InferenceFunction(self._sftmd, name="SFTMD")
 
     def _estimator_pcas(self, predictor, corrector):
         """Each network's PCA: its own, else --method-param pca (converted weights)."""

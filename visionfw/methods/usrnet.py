@@ -314,7 +314,7 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
         Hyperparameter("iterations", int, 0, "alternations (0: as trained, 4 otherwise)"),)
 
     def make_estimator(self, network):
-        import tensorflow as tf
+        from visionfw.runtime import InferenceFunction
 
         from visionfw.conditioning import roles_of
         from visionfw.methods.base import model_meta
@@ -330,8 +330,8 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
         from visionfw.recipes.dan import delta_kernel
 
         self.start = delta_kernel(int(network.outputs[0].shape[-1]))[0]
-        estimate = tf.function(lambda lr, sr: network([lr, sr], training=False),
-                               reduce_retracing=True, autograph=False)
+        estimate = InferenceFunction(lambda lr, sr: network([lr, sr], training=False),
+                                     name="the kernel estimator")
 
         def run(lr, bicubic, labels):
             kernel, trail = self.start, []

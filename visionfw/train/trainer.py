@@ -35,6 +35,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from visionfw.runtime import InferenceFunction
 from visionfw.train import TrainError
 from visionfw.train.config import check_room, writing
 from visionfw.train.distribute import worker_role
@@ -199,7 +200,8 @@ class Trainer:
             self.manager = tf.train.CheckpointManager(self.checkpoint, folder, max_to_keep=keep,
                                                       checkpoint_name="ckpt")
         self._train_step = self._make_train_step()
-        self._predict = tf.function(recipe.predict, reduce_retracing=True, autograph=False)
+        self._predict = InferenceFunction(recipe.predict, name=f"recipe {recipe.name}'s "
+                                          "prediction")
 
     # ------------------------------------------------------------------ construction
 
