@@ -88,3 +88,25 @@ def test_errors_that_are_not_xla_s_are_raised_as_they_are():
     fn = runtime.InferenceFunction(checked, jit=False)
     with pytest.raises(tf.errors.InvalidArgumentError, match="negative input"):
         fn(np.array([-1.0], np.float32))
+
+
+def test_an_error_of_the_computation_under_xla_is_not_taken_for_a_refusal(capfd):
+    import tensorflow as tf
+
+    fn = runtime.InferenceFunction(lambda x: x * 3, jit=True, name="the tripler")
+
+    def failing(message):
+        def call(*args):
+            raise tf.errors.InvalidArgumentError(None, None, message)
+        return call
+
+    # what XLA's own run of a computation reports: raised as it is, XLA kept
+    fn._xla = failing("indices[0] = 7 is not in [0, 3) [[{{node cluster_1_1/xla_run}}]]")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not in"):
+        fn(np.ones(2, np.float32))
+    assert fn.jit is True and "could not compile" not in capfd.readouterr().err
+    # a refusal to compile: the graph path from then on
+    fn._xla = failing("Detected unsupported operations when trying to compile graph f on "
+                      "XLA_CPU_JIT: PyFunc")
+    np.testing.assert_array_equal(np.asarray(fn(np.ones(2, np.float32))), [3.0, 3.0])
+    assert fn.jit is False and "XLA could not compile the tripler" in capfd.readouterr().err

@@ -215,7 +215,10 @@ class InferenceFunction:
                 return self._xla(*args)
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
                     tf.errors.InternalError) as exc:
-                if "xla" not in str(exc).lower() and "compil" not in str(exc).lower():
+                # a refusal to compile names the XLA device or its converter; an error of the
+                # computation itself (a failed check, a bad shape) is raised as it is
+                if not any(word in str(exc) for word in ("unsupported operations",
+                                                         "XLA_CPU_JIT", "tf2xla")):
                     raise
                 first = str(exc).strip().splitlines()[0][:160]
                 print(f"note: XLA could not compile {self.name} ({first}); running it as a "
