@@ -131,3 +131,19 @@ def event_tags(run_dir):
                 kind = value.metadata.plugin_data.plugin_name or value.WhichOneof("value")
                 tags[value.tag] = kind
     return tags
+
+
+def assert_same_steps_on_both_paths(monkeypatch, make_method, lr):
+    """A loop method (``make_method()``, built after VISIONFW_INFERENCE is set) gives the same
+    steps through XLA and through the graph; returns the XLA steps."""
+    steps = {}
+    for path in ("xla", "graph"):
+        monkeypatch.setenv("VISIONFW_INFERENCE", path)
+        method = make_method()
+        assert method._loop.jit is (path == "xla")
+        steps[path] = method(lr, None, {})["steps"]
+    assert len(steps["xla"]) == len(steps["graph"])
+    for a, b in zip(steps["xla"], steps["graph"]):
+        np.testing.assert_allclose(a["image"], b["image"], atol=5e-5)
+        np.testing.assert_allclose(a["kernel"], b["kernel"], atol=1e-5)
+    return steps["xla"]

@@ -201,11 +201,16 @@ class InferenceFunction:
         import tensorflow as tf
 
         self.name = name or getattr(fn, "__name__", "function")
-        self.jit = inference_jit() if jit is None else bool(jit)
         self._graph = tf.function(fn, input_signature=signature, reduce_retracing=True,
                                   autograph=False)
+        use_xla = inference_jit() if jit is None else bool(jit)
         self._xla = (tf.function(fn, jit_compile=True, reduce_retracing=True, autograph=False)
-                     if self.jit else None)
+                     if use_xla else None)
+
+    @property
+    def jit(self):
+        """Whether calls go through XLA (False from the start, or after XLA refused)."""
+        return self._xla is not None
 
     def __call__(self, *args):
         if self._xla is not None:
@@ -224,7 +229,6 @@ class InferenceFunction:
                 print(f"note: XLA could not compile {self.name} ({first}); running it as a "
                       "graph function", file=sys.stderr)
                 self._xla = None
-                self.jit = False
         return self._graph(*args)
 
 
