@@ -97,7 +97,9 @@ def _image_table(dataset, scale, results, per_image):
 
 def _steps_table(dataset, scale, results):
     """A loop's rows: bicubic, every step, the last step, the ground-truth oracle, the
-    true-kernel upper bound -- means over the images and degradations of the dataset."""
+    SR network fed the true kernel's code (an upper bound for IKC, whose SR network is trained
+    on true codes; not for DAN, whose restorer only ever sees estimated ones) -- means over the
+    images and degradations of the dataset."""
     def mean(key, source=results):
         values = [r[key] for r in source if key in r]
         return float(np.mean(values)) if values else float("nan")
@@ -118,7 +120,8 @@ def _steps_table(dataset, scale, results):
     lines.append(f"{'oracle: best step per image, by ground truth':<44} "
                  f"{mean('oracle_psnr'):7.2f} {mean('oracle_ssim'):7.4f}")
     if "true_kernel_psnr" in results[0]:
-        lines.append(f"{'true kernel (its code fed: upper bound)':<44} "
+        label = "SR network fed the true kernel's code"
+        lines.append(f"{label:<44} "
                      f"{mean('true_kernel_psnr'):7.2f} "
                      f"{mean('true_kernel_ssim'):7.4f}")
     return lines
