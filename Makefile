@@ -15,9 +15,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Two pytest workers (pytest-xdist), one per core; `make test WORKERS=0` runs in one process.
+# Work stealing: a worker that finishes its share takes tests from the other's queue.
 WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(WORKERS)
+	$(BIN)/python -m pytest -q -n $(WORKERS) $(if $(filter 0,$(WORKERS)),,--dist worksteal)
 
 # A small SRResNet (4 blocks, 32 filters, no BatchNorm) trained x2 on the colour photographs
 # embedded in scikit-image, then test.py on the three held-out photographs (model vs bicubic,

@@ -7,7 +7,7 @@ import pytest
 import scipy.ndimage
 
 import visionfw
-from tests.train_utils import run_cli, run_py, write_images
+from tests.train_utils import run_cli, write_images
 from visionfw.data.images import ImageSet
 from visionfw.data.pipeline import PairedPatches, PatchPipeline, UnpairedPatches
 from visionfw.degradation import gaussian_kernel, parse_degradation
@@ -124,7 +124,7 @@ def toy_run(tmp_path_factory, folder):
     root = tmp_path_factory.mktemp("toy")
     visionfw.save_dict(toy_dict(), root / "toy.json")
     out = root / "run"
-    r = run_py("train.py", str(root / "toy.json"), "--degradation", BLUR, "--train-dir", folder,
+    r = run_cli("train.py", str(root / "toy.json"), "--degradation", BLUR, "--train-dir", folder,
                "--val-dir", folder, "--steps", "30", "--batch-size", "4", "--patch-size", "32",
                "--val-every", "30", "--lr", "2e-3", "--out", str(out))
     assert r.returncode == 0, r.stderr
@@ -136,7 +136,7 @@ def test_trained_on_kernel_labels_and_scored_with_the_true_kernel(toy_run, folde
     rows = [line.split(",") for line in (out / "val.csv").read_text().splitlines()]
     assert rows[0][:2] == ["step", "psnr"] and rows[-1][0] == "30"
     report = root / "r.json"
-    r = run_py("test.py", "--weights", str(out / "best.weights.h5"), "--dataset", folder,
+    r = run_cli("test.py", "--weights", str(out / "best.weights.h5"), "--dataset", folder,
                "--degradation", "gaussian(sigma=2.0)+bicubic", "--json", str(report), "--quiet")
     assert r.returncode == 0, r.stderr
     data = json.loads(report.read_text())
@@ -239,13 +239,13 @@ def test_a_dictionary_trained_with_scale_keeps_it_in_its_checkpoint(tmp_path, fo
     d["meta"] = {"color": "rgb"}                     # no scale: it comes from --scale
     visionfw.save_dict(d, tmp_path / "noscale.json")
     out = tmp_path / "run"
-    r = run_py("train.py", str(tmp_path / "noscale.json"), "--scale", "2", "--degradation", BLUR,
+    r = run_cli("train.py", str(tmp_path / "noscale.json"), "--scale", "2", "--degradation", BLUR,
                "--train-dir", folder, "--val-dir", folder, "--steps", "2", "--batch-size", "2",
                "--patch-size", "32", "--val-every", "2", "--out", str(out))
     assert r.returncode == 0, r.stderr
     from visionfw.checkpoint import read_spec
 
     assert read_spec(out / "best.weights.h5")["dict"]["meta"]["scale"] == 2
-    r = run_py("test.py", "--weights", str(out / "best.weights.h5"), "--dataset", folder,
+    r = run_cli("test.py", "--weights", str(out / "best.weights.h5"), "--dataset", folder,
                "--degradation", "gaussian(sigma=1.0)+bicubic", "--quiet")
     assert r.returncode == 0, r.stderr

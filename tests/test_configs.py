@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.conftest import ROOT
-from tests.train_utils import run_cli, run_py
+from tests.train_utils import run_cli
 
 CONFIGS = sorted((ROOT / "configs").glob("*.json"))
 
@@ -97,7 +97,7 @@ def test_a_dry_run_still_refuses_bad_settings_in_one_line(tmp_path):
 def test_training_from_a_config_without_its_data_is_one_line(tmp_path):
     """As a user runs it: the missing folder is named before TensorFlow or a run folder."""
     out = tmp_path / "run"
-    r = run_py("train.py", "--config", str(ROOT / "configs" / "dan_x4.json"), "--out", str(out))
+    r = run_cli("train.py", "--config", str(ROOT / "configs" / "dan_x4.json"), "--out", str(out))
     assert r.returncode == 2
     assert r.stderr.strip() == "error: --train-dir data/DIV2K/DIV2K_train_HR: no such folder"
     assert not out.exists()

@@ -8,7 +8,7 @@ import pytest
 
 import visionfw
 from tests.train_utils import (assert_same_state, assert_same_steps_on_both_paths, make_trainer,
-                               run_cli, run_py, tiny_config, write_images)
+                               run_cli, tiny_config, write_images)
 
 BLUR = "gaussian(sigma=0.5~3,size=21)+bicubic"
 TINY = {"nf": "8", "nb": "2", "code_len": "4"}
@@ -142,7 +142,7 @@ def test_one_step_and_bit_exact_resume(tmp_path, images):
 @pytest.fixture(scope="module")
 def dan_run(tmp_path_factory, images):
     out = tmp_path_factory.mktemp("dan") / "run"
-    r = run_py("train.py", "dan", "--param", "nf=8", "--param", "nb=1", "--param", "code_len=4",
+    r = run_cli("train.py", "dan", "--param", "nf=8", "--param", "nb=1", "--param", "code_len=4",
                "--estimator-nf", "8", "--estimator-nb", "1", "--loops", "2", "--scale", "2",
                "--degradation", BLUR, "--train-dir", images, "--val-dir", images, "--steps",
                "2", "--batch-size", "2", "--patch-size", "32", "--val-every", "2", "--out", out)
@@ -154,7 +154,7 @@ def test_test_py_dan_scores_every_iteration_on_two_images(dan_run, images, tmp_p
     import csv
 
     report = tmp_path / "r.json"
-    r = run_py("test.py", "dan", "--weights", dan_run, "--dataset", images, "--degradation",
+    r = run_cli("test.py", "dan", "--weights", dan_run, "--dataset", images, "--degradation",
                BLUR, "--json", report, "--save-steps", tmp_path / "steps")
     assert r.returncode == 0, r.stderr
     assert "iteration 1" in r.stdout and "true kernel" in r.stdout
@@ -244,7 +244,7 @@ def test_dan_kernel_estimator_emits_kernels():
 
 def test_train_and_test_dan_usrnet(usrnet_file, images, tmp_path):
     out = tmp_path / "run"
-    r = run_py("train.py", "dan-kernel-estimator", "--param", "nf=8", "--param", "nb=1",
+    r = run_cli("train.py", "dan-kernel-estimator", "--param", "nf=8", "--param", "nb=1",
                "--usrnet", usrnet_file, "--loops", "2", "--scale", "2", "--train-dir", images,
                "--val-dir", images, "--steps", "2", "--batch-size", "2", "--patch-size", "32",
                "--val-every", "2", "--out", out)
@@ -256,13 +256,17 @@ def test_train_and_test_dan_usrnet(usrnet_file, images, tmp_path):
     assert "kernel_psnr" in (out / "val.csv").read_text().splitlines()[0]
     report = tmp_path / "r.json"
     spec = "gaussian(sigma=1.5,size=25,padding=circular)+direct(offset=0)"
-    r = run_py("test.py", "dan+usrnet", "--weights", out, "--dataset", images,
+    r = run_cli("test.py", "dan+usrnet", "--weights", out, "--dataset", images,
                "--degradation", spec, "--json", report, "--save-steps", tmp_path / "steps")
     assert r.returncode == 0, r.stderr
     result = json.loads(report.read_text())["results"][0]
     assert set(result["also"]) == {"USRNet + mean kernel", "USRNet + true kernel"}
     assert np.isfinite(result["kernel_psnr"]) and result["n_images"] == 2
-    assert json.loads(report.read_text())["protocol"]["iterations"] == 2
+    protocol = json.loads(report.read_text())["protocol"]
+    assert protocol["iterations"] == 2
+    # the mean-kernel row is the mean of the blurs the estimator trained on (USRNet's,
+    # Gaussian and motion), not KENet's anisotropic Gaussians
+    assert protocol["mean_kernel_training"] == "randomblur(size=25,padding=circular)+direct"
     # the method: USRNet fed the kernel the alternation ends with
     from visionfw.evaluate import make_method
 

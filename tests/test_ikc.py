@@ -117,10 +117,10 @@ def test_bad_roles_and_code_lengths_are_one_line_errors(ikc_run, images, sftmd, 
 def test_train_py_and_test_py_run_ikc(tmp_path, images, sftmd):
     import json
 
-    from tests.train_utils import run_cli, run_py
+    from tests.train_utils import run_cli
 
     out = tmp_path / "run"
-    r = run_py("train.py", "ikc", "--param", "nf=8", "--param", "code_len=4", "--scale", "2",
+    r = run_cli("train.py", "ikc", "--param", "nf=8", "--param", "code_len=4", "--scale", "2",
                "--sftmd", str(sftmd), "--steps-per-batch", "2",     # recipe parameters
                "--degradation", BLUR, "--train-dir", images, "--val-dir", images,
                "--steps", "2", "--batch-size", "2", "--patch-size", "32", "--val-every", "2",
@@ -135,13 +135,13 @@ def test_train_py_and_test_py_run_ikc(tmp_path, images, sftmd):
     for key in ("predictor", "corrector", "train_predictor"):
         del settings["settings"]["recipe_params"][key]
     (out / "settings.json").write_text(json.dumps(settings))
-    same = run_py("train.py", "ikc", "--sftmd", str(sftmd), "--steps-per-batch", "2",
+    same = run_cli("train.py", "ikc", "--sftmd", str(sftmd), "--steps-per-batch", "2",
                   "--out", str(out), "--resume")
     assert same.returncode == 0, same.stderr
     other = run_cli("train.py", "ikc", "--steps-per-batch", "3", "--out", str(out), "--resume")
     assert other.returncode == 2 and "these differ" in other.stderr
     report = tmp_path / "r.json"
-    r = run_py("test.py", "ikc", "--weights", str(out), "--dataset", images, "--degradation",
+    r = run_cli("test.py", "ikc", "--weights", str(out), "--dataset", images, "--degradation",
                "gaussian(sigma=1.0)+bicubic", "--iterations", "2", "--json",
                str(report), "--quiet")
     assert r.returncode == 0, r.stderr
@@ -152,7 +152,7 @@ def test_train_py_and_test_py_run_ikc(tmp_path, images, sftmd):
     import csv
 
     row = list(csv.DictReader(open(out / "val.csv")))[-1]
-    r = run_py("test.py", "ikc", "--weights", str(out), "--dataset", images, "--degradation",
+    r = run_cli("test.py", "ikc", "--weights", str(out), "--dataset", images, "--degradation",
                BLUR, "--method-param", "iterations=2", "--json", str(report), "--quiet")
     assert r.returncode == 0, r.stderr
     images_ = json.loads(report.read_text())["results"][0]["images"]
@@ -239,14 +239,14 @@ def test_codes_of_another_pca_are_carried_into_sftmds(ikc_run):
 def test_sr_runs_ikc_on_images_without_ground_truth(tmp_path, images, ikc_run):
     """The real-LR path: ``python -m visionfw sr`` with IKC's three networks writes the SR
     image, the last estimated kernel and, with --save-steps, every step and their kernels."""
-    from tests.train_utils import run_cli, run_py
+    from tests.train_utils import run_cli
     from visionfw.imageio import read_image
 
     out, steps, run = tmp_path / "sr", tmp_path / "steps", ikc_run[0]
     weights = ["--weights", f"sftmd={run / 'sftmd.weights.h5'}", "--weights",
                f"predictor={run / 'last.predictor.weights.h5'}", "--weights",
                f"corrector={run / 'last.weights.h5'}"]
-    r = run_py("-m", "visionfw", "sr", f"{images}/img0.png", *weights,
+    r = run_cli("-m visionfw", "sr", f"{images}/img0.png", *weights,
                "--method", "ikc", "--iterations", "2", "--out", str(out), "--save-steps",
                str(steps))
     assert r.returncode == 0, r.stderr

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import visionfw
-from tests.train_utils import run_cli, run_py, write_images
+from tests.train_utils import run_cli, write_images
 
 TINY_KENET = {"nf": 4, "fc": 16}
 TINY_USRNET = {"iterations": 2, "nc": 8, "nb": 1, "levels": 3, "hidden": 8, "scale": 2}
@@ -150,7 +150,7 @@ def kenet_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("kenet")
     images = write_images(root / "imgs", n=3, size=(64, 64))
     out = root / "run"
-    r = run_py("train.py", "kenet", "--param", "nf=4", "--param", "fc=16", "--scale", "2",
+    r = run_cli("train.py", "kenet", "--param", "nf=4", "--param", "fc=16", "--scale", "2",
                "--train-dir", images, "--val-dir", images, "--steps", "3", "--val-every", "3",
                "--batch-size", "2", "--patch-size", "32", "--out", out)
     assert r.returncode == 0, r.stderr
@@ -165,7 +165,7 @@ def test_train_kenet_then_score_its_run_folder(kenet_run, tmp_path):
     assert "kernel_psnr" in rows[0].split(",")
     val_kernel = float(rows[1].split(",")[rows[0].split(",").index("kernel_psnr")])
     report = tmp_path / "k.json"
-    r = run_py("test.py", "kernel-estimator", "--weights", out, "--dataset", images,
+    r = run_cli("test.py", "kernel-estimator", "--weights", out, "--dataset", images,
                "--degradation", "aniso", "--scale", "2", "--json", report)
     assert r.returncode == 0, r.stderr
     result = json.loads(report.read_text())["results"][0]
@@ -199,7 +199,7 @@ def test_ikc_predictor_without_sftmd_fits_its_pca(tmp_path):
     from visionfw.recipes.kenet import kernel_degradation
 
     out = tmp_path / "run"
-    r = run_py("train.py", "ikc-predictor", "--param", "nf=4", "--scale", "2", "--pca", "fit",
+    r = run_cli("train.py", "ikc-predictor", "--param", "nf=4", "--scale", "2", "--pca", "fit",
                "--degradation", kernel_degradation(2), "--train-dir", images, "--val-dir",
                images, "--steps", "2", "--val-every", "2", "--batch-size", "2",
                "--patch-size", "32", "--out", out)
@@ -247,6 +247,9 @@ def test_kenet_usrnet_pipeline_on_two_images(pipeline_files, tmp_path):
     assert set(r["also"]) == {"USRNet + mean kernel", "USRNet + true kernel"}
     assert np.isfinite(r["kernel_psnr"]) and r["n_images"] == 2
     assert report["protocol"]["estimated_kernel_size"] == 11
+    # the report names the blurs whose mean fills the mean-kernel row: KENet's at x2, 11x11
+    assert report["protocol"]["mean_kernel_training"].startswith("gaussian(sigma1=0.2~4.0")
+    assert "size=11" in report["protocol"]["mean_kernel_training"]
     # the pipeline's SR is USRNet fed the estimate; the rows are USRNet fed the others
     lr = np.random.default_rng(0).random((16, 16, 3), np.float32)
     k_est = kenet.predict(lr[None], verbose=0)[0]
@@ -329,3 +332,72 @@ def test_json_folder_is_made_before_the_run(tmp_path):
     r = run_cli("test.py", "mean-kernel", "--dataset", images, "--degradation", "aniso",
                 "--scale", "2", "--json", blocker / "m.json")
     assert r.returncode == 2 and "cannot write in" in r.stderr
+
+
+# ---------------------------------------------------------------- the kernel ensemble
+
+def test_dihedral_turns_back_and_gives_eight_different_views():
+    from visionfw.methods.kernel import dihedral, dihedral_inverse
+
+    a = np.random.default_rng(0).random((5, 7, 3))
+    views = [dihedral(a, t) for t in range(8)]
+    for t, v in enumerate(views):
+        np.testing.assert_array_equal(dihedral_inverse(v, t), a)
+    assert len({v.tobytes() + bytes(v.shape) for v in views}) == 8
+
+
+def test_kernel_ensemble_of_an_equivariant_estimator_is_its_estimate():
+    from visionfw.methods.kernel import dihedral_kernel_mean
+
+    def centre(lr):                     # the 5x5 centre of the gray image: turns with it
+        gray = lr.mean(axis=-1)
+        i, j = (gray.shape[0] - 5) // 2, (gray.shape[1] - 5) // 2
+        crop = gray[i:i + 5, j:j + 5]
+        return crop / crop.sum()
+
+    lr = 0.1 + np.random.default_rng(1).random((15, 13, 3))
+    np.testing.assert_allclose(dihedral_kernel_mean(centre, lr), centre(lr), atol=1e-12)
+
+
+def test_kernel_ensemble_of_a_fixed_answer_is_its_mean_over_the_symmetries():
+    from visionfw.methods.kernel import dihedral_kernel_mean
+
+    k = np.random.default_rng(2).random((5, 5))
+    k /= k.sum()
+    # the 8 symmetries of the square, written out independently of visionfw's order
+    t = k.T
+    want = np.mean([k, k[::-1], k[:, ::-1], k[::-1, ::-1], t, t[::-1], t[:, ::-1],
+                    t[::-1, ::-1]], axis=0)
+    got = dihedral_kernel_mean(lambda lr: k, np.zeros((9, 11, 3)))
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    assert abs(got.sum() - 1) < 1e-12
+
+
+def test_kenet_usrnet_ensemble_feeds_usrnet_the_mean_of_turned_back_estimates(pipeline_files):
+    from visionfw.evaluate import EvaluationError, make_method
+
+    usrnet = visionfw.load_model(pipeline_files["usrnet"])
+    kenet = visionfw.load_model(pipeline_files["kenet"])
+    lr = np.random.default_rng(3).random((16, 20, 3)).astype(np.float32)
+    plain = make_method("kenet+usrnet", {"model": usrnet, "estimator": kenet})
+    method = make_method("kenet+usrnet", {"model": usrnet, "estimator": kenet}, ensemble=True)
+    assert method.protocol()["kernel_ensemble"] and not plain.protocol()["kernel_ensemble"]
+    got = method(lr, None, {})
+    views = [lr, np.rot90(lr, 1), np.rot90(lr, 2), np.rot90(lr, 3)]
+    views += [v[:, ::-1] for v in views]
+    ks = [kenet.predict(np.ascontiguousarray(v)[None], verbose=0)[0].astype(np.float64)
+          for v in views]
+    back = [np.rot90(k[:, ::-1] if t >= 4 else k, -(t % 4)) for t, k in enumerate(ks)]
+    want = np.mean(back, axis=0)
+    np.testing.assert_allclose(got["kernel"], want / want.sum(), atol=1e-6)
+    assert not np.allclose(got["kernel"], plain(lr, None, {})["kernel"], atol=1e-6)
+    sr = usrnet.predict([lr[None], got["kernel"][None], np.float32([2]), np.float32([0])],
+                        verbose=0)[0]
+    np.testing.assert_allclose(got["sr"][0], sr, atol=1e-4)
+    estimator = make_method("kernel-estimator", {"model": kenet}, ensemble=True)
+    np.testing.assert_allclose(estimator(lr, None, {})["kernel"], got["kernel"], atol=1e-6)
+    with pytest.raises(EvaluationError, match="an estimator of the LR image alone"):
+        make_method("dan+usrnet", {"model": usrnet,
+                                   "estimator": visionfw.build_model(
+                                       "dan-kernel-estimator", nf=4, nb=1, size=5, scale=2)},
+                    ensemble=True)

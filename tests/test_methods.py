@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import visionfw
-from tests.train_utils import run_cli, run_py, train_tiny_run, write_images
+from tests.train_utils import run_cli, train_tiny_run, write_images
 from visionfw.degradation import fit_pca, kernel_psnr
 from visionfw.evaluate import Dataset, EvaluationError, evaluate, make_method
 
@@ -71,8 +71,8 @@ def test_a_run_folder_names_its_networks(folder, tmp_path):
     out = tmp_path / "run"
     r = train_tiny_run(out, folder)
     assert r.returncode == 0, r.stderr
-    a = run_py("test.py", "--weights", str(out), "--dataset", folder, "--quiet")
-    b = run_py("test.py", "--weights", str(out / "best.weights.h5"), "--dataset", folder,
+    a = run_cli("test.py", "--weights", str(out), "--dataset", folder, "--quiet")
+    b = run_cli("test.py", "--weights", str(out / "best.weights.h5"), "--dataset", folder,
                "--quiet")
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     def scores(out):                        # the table's last row; the time line differs

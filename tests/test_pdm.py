@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import visionfw
-from tests.train_utils import (assert_same_state, event_tags, make_trainer, run_cli, run_py,
+from tests.train_utils import (assert_same_state, event_tags, make_trainer, run_cli,
                                tiny_config, write_images)
 
 TRUE = "gaussian(sigma1=2.6,sigma2=1.2,theta=0.7,size=21)"
@@ -338,7 +338,7 @@ def test_resume_is_bit_exact(tmp_path, folders):
 def pdm_run(tmp_path_factory, folders):
     hr, lr = folders
     out = tmp_path_factory.mktemp("pdm") / "run"
-    r = run_py("train.py", "pdm", "--param", "nf=8", "--param", "nb=1", *TINY_NETS,
+    r = run_cli("train.py", "pdm", "--param", "nf=8", "--param", "nb=1", *TINY_NETS,
                "--scale", "4", "--train-dir", hr, "--unpaired-dir", lr, "--val-dir", hr,
                "--true-kernel", TRUE, "--steps", "2", "--batch-size", "2", "--patch-size",
                "32", "--val-every", "1", "--out", out)
@@ -418,7 +418,7 @@ def test_pdm_sr_from_a_pdm_run_then_sr_and_test(pdm_run, folders, tmp_path):
 
     hr, lr = folders                    # a frozen degradation needs no real LR patches
     out = tmp_path / "sr-run"
-    r = run_py("train.py", "pdm-sr", "--param", "B=1", "--param", "filters=8", "--scale", "4",
+    r = run_cli("train.py", "pdm-sr", "--param", "B=1", "--param", "filters=8", "--scale", "4",
                "--pdm", pdm_run, "--train-degradation", "false", "--train-dir", hr,
                "--val-dir", hr, "--steps", "2", "--batch-size", "2",
                "--patch-size", "32", "--val-every", "2", "--out", out)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.numpy_reference import imresize as numpy_imresize
-from tests.train_utils import run_cli, run_py, write_images, write_pairs
+from tests.train_utils import run_cli, write_images, write_pairs
 from visionfw.imageio import read_image, write_image
 
 SYN = {"omega": 16, "nf": 8, "mapping": 2, "levels": 3, "w_dim": 16}      # multiple 8
@@ -39,11 +39,10 @@ def data(tmp_path_factory):
 def run(tmp_path_factory, data):
     root, hr = data
     out = tmp_path_factory.mktemp("redeg-run") / "run"
-    r = run_py("train.py", "redegnet", *SYN_ARGS, "--deg-nf", "8", "--d-nf", "8",
+    r = run_cli("train.py", "redegnet", *SYN_ARGS, "--deg-nf", "8", "--d-nf", "8",
                "--scale", "2", "--train-dir", hr, "--pair-dir", root / "pairs",
                "--val-dir", hr, "--steps", "2", "--batch-size", "2", "--patch-size", "32",
-               "--val-every", "2", "--chain", "noise(5~20)+resize(2~3)", "--out", out,
-               env={"VISIONFW_THREADS": "1"}, timeout=400)
+               "--val-every", "2", "--chain", "noise(5~20)+resize(2~3)", "--out", out)
     assert r.returncode == 0, r.stderr
     return out
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import visionfw
-from tests.train_utils import (assert_same_state, event_tags, make_trainer, run_cli, run_py,
+from tests.train_utils import (assert_same_state, event_tags, make_trainer, run_cli,
                                tiny_config, write_images, write_pairs)
 
 SYN = {"omega": 16, "nf": 8, "mapping": 2, "levels": 3, "w_dim": 16}
@@ -262,10 +262,10 @@ def test_resume_is_bit_exact(tmp_path, data):
 def redeg_run(tmp_path_factory, data):
     hr, pairs = data
     out = tmp_path_factory.mktemp("redeg") / "run"
-    r = run_py("train.py", "redegnet", *SYN_ARGS, "--deg-nf", "8", "--d-nf", "8",
+    r = run_cli("train.py", "redegnet", *SYN_ARGS, "--deg-nf", "8", "--d-nf", "8",
                "--scale", "2", "--train-dir", hr, "--pair-dir", pairs, "--val-dir", hr,
                "--steps", "1", "--batch-size", "2", "--patch-size", "32", "--val-every", "1",
-               "--out", out, env=THREADS, timeout=400)
+               "--out", out)
     assert r.returncode == 0, r.stderr
     return out
 
@@ -315,10 +315,10 @@ def test_load_redeg(redeg_run, tmp_path):
 def test_redegnet_sr_from_a_run_then_test(redeg_run, data, tmp_path):
     hr, pairs = data
     out = tmp_path / "sr-run"
-    r = run_py("train.py", "redegnet-sr", "--param", "B=1", "--param", "filters=8",
+    r = run_cli("train.py", "redegnet-sr", "--param", "B=1", "--param", "filters=8",
                "--scale", "2", "--redeg", redeg_run, "--pairs", pairs, "--train-dir", hr,
                "--val-dir", hr, "--steps", "1", "--batch-size", "2", "--patch-size", "32",
-               "--val-every", "1", "--out", out, env=THREADS, timeout=400)
+               "--val-every", "1", "--out", out)
     assert r.returncode == 0, r.stderr
     given = visionfw.load_model(redeg_run / "last.weights.h5").get_weights()
     kept = visionfw.load_model(out / "last.synnet.weights.h5").get_weights()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import visionfw
-from tests.train_utils import run_cli, run_py, write_images
+from tests.train_utils import run_cli, write_images
 from visionfw.imageio import read_image
 
 
@@ -21,7 +21,7 @@ def test_folder_of_lr_images_rgb_and_y_models(lr_folder, tmp_path):
     rgb = tmp_path / "rgb.weights.h5"
     visionfw.save_model(visionfw.build_model("srresnet", B=1, filters=8, scale=2), rgb)
     out = tmp_path / "out"
-    r = run_py("-m", "visionfw", "sr", lr_folder, "--weights", str(rgb), "--out", str(out))
+    r = run_cli("-m visionfw", "sr", lr_folder, "--weights", str(rgb), "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "2 image(s) super-resolved x2" in r.stdout and "skipped 1: zz_truncated.png" in r.stdout
     assert sorted(os.listdir(out)) == ["img0_x2.png", "img1_x2.png"]
@@ -29,7 +29,7 @@ def test_folder_of_lr_images_rgb_and_y_models(lr_folder, tmp_path):
     # a Y-only network converts and merges the chroma itself
     y = tmp_path / "y.weights.h5"
     visionfw.save_model(visionfw.build_model("vdsr-y", depth=3, filters=8, scale=3), y)
-    r = run_py("-m", "visionfw", "sr", os.path.join(lr_folder, "img1.png"), "--weights", str(y),
+    r = run_cli("-m visionfw", "sr", os.path.join(lr_folder, "img1.png"), "--weights", str(y),
                "--out", str(tmp_path / "yout"))
     assert r.returncode == 0, r.stderr
     sr = read_image(tmp_path / "yout" / "img1_x3.png")

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT
-from tests.train_utils import run_cli, run_py, write_images
+from tests.train_utils import run_cli, run_py, subprocess_threads, write_images
 
 TINY = ["srresnet", "--param", "B=2", "--param", "filters=8", "--scale", "2",
         "--batch-size", "4", "--patch-size", "32"]
@@ -96,7 +96,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(tmp_path, images):
     out = tmp_path / "run"
     args = ["train.py", *TINY, "--train-dir", images, "--val-dir", images, "--steps", "150",
             "--val-every", "150", "--out", str(out)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", VISIONFW_THREADS="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", VISIONFW_THREADS=subprocess_threads())
     p = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120

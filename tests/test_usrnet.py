@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import visionfw
-from tests.train_utils import make_trainer, run_cli, run_py, tiny_config, write_images
+from tests.train_utils import make_trainer, run_cli, tiny_config, write_images
 from visionfw.layers import usrnet_data_step
 
 TINY = {"iterations": 3, "nc": 8, "nb": 1, "levels": 3, "hidden": 8, "scale": 2}
@@ -160,7 +160,7 @@ def test_the_method_scores_usrnet_and_its_data_steps(usrnet_file, tmp_path):
 def test_test_py_usrnet12_table_has_kernels_as_columns(usrnet_file, shared_data, tmp_path):
     images = write_images(tmp_path / "imgs", n=1, size=(48, 48))
     report = tmp_path / "r.json"
-    r = run_py("test.py", "usrnet", "--weights", str(usrnet_file), "--dataset", images,
+    r = run_cli("test.py", "usrnet", "--weights", str(usrnet_file), "--dataset", images,
                "--degradation", "usrnet12", "--variant", "k0[1-3]_noise0.00",
                "--variant", "k12_noise7.65", "--json", str(report), "--quiet")
     assert r.returncode == 0, r.stderr

@@ -81,8 +81,14 @@ def assert_same_state(a, b):
         np.testing.assert_array_equal(u, v)
 
 
+def subprocess_threads():
+    """TensorFlow threads for a command the tests start: one under two pytest workers (the
+    other worker has the second core), else two."""
+    return "1" if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 else "2"
+
+
 def run_py(*args, env=None, timeout=180):
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", VISIONFW_THREADS="2")
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", VISIONFW_THREADS=subprocess_threads())
     full_env.update(env or {})
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
@@ -98,10 +104,13 @@ def train_tiny_run(out, folder, *extra):
 
 def run_cli(script, *args):
     """Run ``train.py``/``test.py``/``-m visionfw`` in this process (no interpreter and
-    TensorFlow start-up per call): a ``CompletedProcess``-like result with ``returncode``,
-    ``stdout`` and ``stderr``. For bad-input checks; real runs use :func:`run_py`."""
+    TensorFlow start-up per call, about 5 s each): a ``CompletedProcess``-like result with
+    ``returncode``, ``stdout`` and ``stderr``. ``sys.argv`` is the command's while it runs (a
+    run folder records it) and Keras' global precision policy is put back afterwards.
+    :func:`run_py` is for what needs a process of its own: plugins, signals, start-up output."""
     import types
 
+    import keras
     from click.testing import CliRunner
 
     if script == "train.py":
@@ -110,7 +119,14 @@ def run_cli(script, *args):
         from visionfw.cli.evaluate import main
     else:
         from visionfw.__main__ import main
-    result = CliRunner().invoke(main, [str(a) for a in args], prog_name=script)
+    args = [str(a) for a in args]
+    argv, policy = sys.argv, keras.mixed_precision.global_policy()
+    sys.argv = [script, *args]
+    try:
+        result = CliRunner().invoke(main, args, prog_name=script)
+    finally:
+        sys.argv = argv
+        keras.mixed_precision.set_global_policy(policy)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return types.SimpleNamespace(returncode=result.exit_code, stdout=result.stdout,

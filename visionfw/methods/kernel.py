@@ -20,7 +20,9 @@ class KernelEstimatorMethod(Method):
 
     kind = "kernel"
     labels = ("kernel",)
-    params = (Hyperparameter("pca", str, "", "PCA file that decodes a kernel-code output"),)
+    params = (Hyperparameter("pca", str, "", "PCA file that decodes a kernel-code output"),
+              Hyperparameter("ensemble", bool, False, "average the kernels estimated from the 8 "
+                             "flips and turns of the LR image, each turned back"))
 
     def check(self):
         from visionfw.inference import Predictor
@@ -46,14 +48,55 @@ class KernelEstimatorMethod(Method):
     def fixed_scale(self, role):
         return False
 
-    def __call__(self, lr, bicubic, labels):
+    def protocol(self):
+        out = super().protocol()
+        out["kernel_ensemble"] = bool(self.options["ensemble"])
+        return out
+
+    def estimate(self, lr):
+        """The network's kernel for one LR image, decoded when it predicts a code."""
         out = self.predict(lr)
         if self.pca is not None:                      # mean restored, clipped, sum one
             kernel = self.pca.decode(out[None].astype(np.float64))[0]
         else:
             side = int(round(np.sqrt(out.size)))
             kernel = out.reshape(side, side) if out.ndim == 1 else out
-        return {"kernel": np.asarray(kernel, np.float32)}
+        return np.asarray(kernel, np.float64)
+
+    def __call__(self, lr, bicubic, labels):
+        if self.options["ensemble"]:
+            return {"kernel": dihedral_kernel_mean(self.estimate, lr).astype(np.float32)}
+        return {"kernel": self.estimate(lr).astype(np.float32)}
+
+
+def dihedral(image, t):
+    """The ``t``-th of the 8 flips and turns (``t`` in 0..7) of an ``(H, W, ...)`` array: a
+    quarter turn ``t % 4`` times, then, for ``t >= 4``, a left-right flip."""
+    turned = np.rot90(image, t % 4, axes=(0, 1))
+    return turned[:, ::-1] if t >= 4 else turned
+
+
+def dihedral_inverse(image, t):
+    """Undo :func:`dihedral` ``t``."""
+    flipped = image[:, ::-1] if t >= 4 else image
+    return np.rot90(flipped, -(t % 4), axes=(0, 1))
+
+
+def dihedral_kernel_mean(estimate, lr):
+    """The mean of ``estimate``'s kernels for the 8 flips and turns of ``lr``, each turned back
+    about its centre tap (odd sizes), renormalised to sum one.
+
+    A blur kernel turns with the image it blurs, so an estimator that were exactly equivariant
+    would give the same kernel eight times; a real one gives eight estimates whose errors
+    partly differ, and their mean is steadier. Left-right and up-down flips move the sampling
+    grid of top-left decimation by ``s - 1`` HR pixels, a shift under one LR pixel that an
+    estimator of the LR image alone cannot see: it answers with a centred kernel, as trained,
+    which is what the unflipped image's kernel is.
+    """
+    kernels = [dihedral_inverse(np.asarray(estimate(np.ascontiguousarray(dihedral(lr, t))),
+                                           np.float64), t) for t in range(8)]
+    mean = np.mean(kernels, axis=0)
+    return mean / mean.sum()
 
 
 def code_pca(model, given=""):

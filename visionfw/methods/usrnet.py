@@ -121,7 +121,8 @@ class USRNetMethod(NonBlindMethod):
         {"kernel": ...}`` (a network from the LR image alone, run as ``kernel-estimator``)."""
         from visionfw.methods.kernel import KernelEstimatorMethod
 
-        return KernelEstimatorMethod({"model": network}, scale=self.scale)
+        return KernelEstimatorMethod({"model": network}, scale=self.scale,
+                                     ensemble=bool(self.options.get("ensemble", False)))
 
     def check_fits(self, lr, kernel):
         """The data step needs a kernel no larger than the SR image (or tile): one line."""
@@ -200,6 +201,9 @@ class EstimatorUSRNetMethod(USRNetMethod):
     params = (Hyperparameter("training", str, "", "the training degradation whose mean kernel "
                              "fills the mean-kernel row (default: KENet's at the scale, the "
                              "estimator's kernel size)"),
+              Hyperparameter("ensemble", bool, False, "the estimator's kernel: the mean of its "
+                             "estimates from the 8 flips and turns of the LR image, each turned "
+                             "back"),
               USRNetMethod.params[0])
 
     def check(self):
@@ -244,13 +248,19 @@ class EstimatorUSRNetMethod(USRNetMethod):
         shape = estimator.outputs[0].shape
         return int(shape[-1]) if shape[-1] is not None else None
 
+    def default_training(self, size):
+        """The degradation whose mean kernel fills the mean-kernel row when ``--method-param
+        training`` is not given: KENet's training blurs at the scale and ``size``."""
+        from visionfw.recipes.kenet import kernel_degradation
+
+        return kernel_degradation(self.scale, size)
+
     def mean_kernel(self, size):
         from visionfw.degradation import DegradationError
         from visionfw.degradation.metrics import mean_training_kernel
-        from visionfw.recipes.kenet import kernel_degradation
 
         if self._mean is None:
-            self.training = self.options["training"] or kernel_degradation(self.scale, size)
+            self.training = self.options["training"] or self.default_training(size)
             try:
                 self._mean = mean_training_kernel(self.training).astype(np.float32)
             except DegradationError as exc:
@@ -294,8 +304,10 @@ class EstimatorUSRNetMethod(USRNetMethod):
     def protocol(self):
         out = super().protocol()
         out.update(kernel="estimated", estimated_kernel_size=self.side,
+                   kernel_ensemble=bool(self.options["ensemble"]),
                    kernel_centre="tap size // 2 (USRNet's); odd sizes fed as they are",
-                   mean_kernel_training=getattr(self, "training", None))
+                   mean_kernel_training=self.options["training"] or (
+                       self.default_training(self.side) if self.side else None))
         return out
 
 
@@ -310,8 +322,11 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
     ``steps=true`` returns the alternations as steps: step ``t`` is USRNet fed the kernel of
     alternation ``t`` (step 0: the delta kernel), the last step the result."""
 
-    params = EstimatorUSRNetMethod.params + (
-        Hyperparameter("iterations", int, 0, "alternations (0: as trained, 4 otherwise)"),)
+    params = (Hyperparameter("training", str, "", "the training degradation whose mean kernel "
+                             "fills the mean-kernel row (default: train.py dan-usrnet's, USRNet's "
+                             "Gaussian and motion blurs at the estimator's kernel size)"),
+              *EstimatorUSRNetMethod.params[1:],
+              Hyperparameter("iterations", int, 0, "alternations (0: as trained, 4 otherwise)"))
 
     def make_estimator(self, network):
         from visionfw.runtime import InferenceFunction
@@ -326,6 +341,10 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
                               "kenet+usrnet")
         if self.options["iterations"] < 0:
             raise MethodError("--method-param iterations must be 1 or more (0: as trained)")
+        if self.options["ensemble"]:
+            raise MethodError("dan+usrnet: --method-param ensemble averages the kernels of an "
+                              "estimator of the LR image alone (kenet+usrnet); DAN's estimator "
+                              "also reads the SR image of each alternation: leave it out")
         self.loops = self.options["iterations"] or int(model_meta(network).get("loops") or 4)
         from visionfw.recipes.dan import delta_kernel
 
@@ -346,6 +365,11 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
 
     def wants_iterations(self):
         return False                        # its steps are the alternations
+
+    def default_training(self, size):
+        """``train.py dan-usrnet``'s blurs (USRNet's: Gaussian and motion kernels) at
+        ``size``: the distribution its estimator learnt, whose mean is the baseline."""
+        return f"randomblur(size={int(size)},padding=circular)+direct"
 
     def protocol(self):
         out = super().protocol()
