@@ -310,3 +310,46 @@ def test_the_loop_gives_the_same_iterations_through_xla_and_the_graph(dan_run, m
     lr = np.random.default_rng(5).random((16, 12, 3), np.float32)
     steps = assert_same_steps_on_both_paths(monkeypatch, lambda: make_method("dan", nets), lr)
     assert len(steps) == 2
+
+
+def danusr_config(out, images, usrnet_file, **params):
+    return tiny_config(out, images, model="dan-kernel-estimator", recipe="dan-usrnet",
+                       hparams={"nf": "8", "nb": "1", "size": "9"}, scale=2, steps=4,
+                       batch_size=2, patch_size=32,
+                       degradation="randomblur(size=9,padding=circular)+direct+noise(0~5)",
+                       recipe_params=dict({"usrnet": str(usrnet_file), "loops": "2"}, **params))
+
+
+def test_dan_usrnet_step_trains_the_estimator_alone_and_resumes_bit_exactly(tmp_path, images,
+                                                                            usrnet_file):
+    from visionfw.losses import get_loss
+    from visionfw.train import TrainError
+
+    straight = make_trainer(danusr_config(tmp_path / "a", images, usrnet_file))
+    recipe = straight.recipe
+    assert recipe.options["loss"] == "attention"               # KENet's loss by default
+    frozen = [np.array(v) for v in recipe.networks["usrnet"].weights]
+    before = [np.array(v) for v in recipe.networks["estimator"].weights]
+    assert straight.fit()["step"] == 4
+    after = recipe.networks["estimator"].weights
+    assert any(not np.allclose(a, np.asarray(b)) for a, b in zip(before, after))
+    assert all(np.array_equal(a, np.asarray(b))
+               for a, b in zip(frozen, recipe.networks["usrnet"].weights))
+    first = make_trainer(danusr_config(tmp_path / "b", images, usrnet_file))
+    assert first.fit(stop_at=2)["stopped"] == "stop_at"
+    second = make_trainer(danusr_config(tmp_path / "b", images, usrnet_file), resume=True)
+    assert second.fit(resume=True)["step"] == 4
+    assert_same_state(straight, second)
+    # the recipe's kernel loss is the registered one the parameters name
+    rng = np.random.default_rng(0)
+    est, true = rng.random((2, 9, 9)), rng.random((2, 9, 9))
+    est, true = (x / x.sum(axis=(1, 2), keepdims=True) for x in (est, true))
+    for loss, want in (("attention", get_loss("attention")(est, true)),
+                       ("l1", np.abs(est - true).mean())):
+        from visionfw.recipes.kenet import kernel_loss
+
+        options = dict(recipe.options, loss=loss)
+        np.testing.assert_allclose(float(kernel_loss(options, est, true)), float(want),
+                                   rtol=1e-6)
+    with pytest.raises(TrainError, match="expected attention or l1"):
+        make_trainer(danusr_config(tmp_path / "c", images, usrnet_file, loss="l2"))

@@ -14,6 +14,8 @@ import tensorflow as tf
 from visionfw.kernel_codes import encode, pca_from, with_pca
 from visionfw.params import Hyperparameter
 from visionfw.recipes.base import Recipe, register_recipe
+from visionfw.recipes.kenet import KERNEL_LOSS_PARAMS, check_kernel_loss
+from visionfw.recipes.kenet import kernel_loss as kernel_space_loss
 from visionfw.runtime import traced
 from visionfw.train import TrainError
 
@@ -190,8 +192,9 @@ class DANUSRNetRecipe(Recipe):
     """DAN's kernel Estimator (``dan-kernel-estimator``, the trained model) unfolded with a
     trained USRNet (``--usrnet FILE``) for ``loops`` iterations: ``SR = U(LR, k, s, sigma)``
     with the kernel detached, ``k = E(LR, SR)`` with SR detached, from the centred delta
-    kernel. The last iteration is supervised: L1 between its kernel and the true one and,
-    with ``finetune``, L1 between its SR and HR, which also trains USRNet (frozen otherwise).
+    kernel. The last iteration is supervised: a kernel-space loss between its kernel and the
+    true one (``loss``: KENet's adaptive attention loss by default, or plain L1) and, with
+    ``finetune``, L1 between its SR and HR, which also trains USRNet (frozen otherwise).
     The default degradation is USRNet's own (Gaussian and motion kernels, circular blur,
     top-left decimation, noise 0-25) at the estimator's kernel size; the noise level fed to
     USRNet is the true one, as in USRNet's non-blind setting."""
@@ -200,6 +203,7 @@ class DANUSRNetRecipe(Recipe):
         Hyperparameter("usrnet", str, "", "the trained USRNet weights (train.py usrnet)"),
         Hyperparameter("loops", int, 4, "unfolded iterations"),
         Hyperparameter("finetune", bool, False, "train USRNet too, on the last SR's L1"),
+        *KERNEL_LOSS_PARAMS,
     )
     model = "dan-kernel-estimator"
     main = "estimator"
@@ -238,6 +242,7 @@ class DANUSRNetRecipe(Recipe):
     def build(self):
         from visionfw.graph.builder import attach_spec, build
 
+        check_kernel_loss(self.options)
         self.usrnet = load_usrnet(self.options["usrnet"], int(self.config.scale))
         self.usrnet.trainable = bool(self.options["finetune"])
         meta = dict(self.model_dict.get("meta") or {}, loops=self.options["loops"])
@@ -278,7 +283,7 @@ class DANUSRNetRecipe(Recipe):
         def loss(k=k):
             sr = self._restore(batch, lr, tf.stop_gradient(k), training=finetune)
             new = tf.cast(e([lr, tf.stop_gradient(sr)], training=True), tf.float32)
-            kernel_loss = tf.reduce_mean(tf.abs(new - true))
+            kernel_loss = kernel_space_loss(self.options, new, true)
             sr_loss = tf.reduce_mean(tf.abs(sr - hr))
             total = kernel_loss + sr_loss if finetune else kernel_loss
             return total, (kernel_loss, sr_loss)

@@ -81,20 +81,46 @@ def check_kernel_size(recipe, config, side):
                          f"'{kernel_degradation(config.scale, side)}')")
 
 
+# The kernel-space loss of the recipes that train a kernel estimator (kenet, dan-usrnet).
+KERNEL_LOSS_PARAMS = (
+    Hyperparameter("loss", str, "attention", "attention (KENet's adaptive attention loss) "
+                   "or l1 (plain L1 on the taps, the paper's ablation)"),
+    Hyperparameter("lambda1", float, 0.01, "the looser support threshold (of the true "
+                   "kernel's maximum)"),
+    Hyperparameter("lambda2", float, 0.1, "the tighter support threshold"),
+    Hyperparameter("rho0", float, 0.01, "weight of the L1 on all taps"),
+    Hyperparameter("rho1", float, 0.1, "weight of the term masked at lambda1"),
+    Hyperparameter("rho2", float, 1.0, "weight of the term masked at lambda2"),
+)
+
+
+def check_kernel_loss(options):
+    """One-line errors for the parameters of :data:`KERNEL_LOSS_PARAMS`."""
+    if options["loss"] not in ("attention", "l1"):
+        raise TrainError(f"--recipe-param loss={options['loss']!r}: expected attention or l1")
+    for name in ("lambda1", "lambda2"):
+        if not 0.0 <= options[name] < 1.0:
+            raise TrainError(f"--recipe-param {name} is a fraction of the kernel's maximum in "
+                             f"[0, 1), got {options[name]}")
+
+
+def kernel_loss(options, estimate, true):
+    """The kernel-space loss the options of :data:`KERNEL_LOSS_PARAMS` name, on ``(B, k, k)``
+    kernels."""
+    from visionfw.losses import get_loss
+
+    if options["loss"] == "l1":
+        return get_loss("l1")(estimate, true)
+    return get_loss("attention")(estimate, true,
+                                 thresholds=(options["lambda1"], options["lambda2"]),
+                                 weights=(options["rho0"], options["rho1"], options["rho2"]))
+
+
 @register_recipe("kenet")
 class KENetRecipe(KernelSpaceRecipe):
     """KENet (``model_defs/kenet.py``) on the true kernels of its training patches."""
 
-    params = (
-        Hyperparameter("loss", str, "attention", "attention (KENet's adaptive attention loss) "
-                       "or l1 (plain L1 on the taps, the paper's ablation)"),
-        Hyperparameter("lambda1", float, 0.01, "the looser support threshold (of the true "
-                       "kernel's maximum)"),
-        Hyperparameter("lambda2", float, 0.1, "the tighter support threshold"),
-        Hyperparameter("rho0", float, 0.01, "weight of the L1 on all taps"),
-        Hyperparameter("rho1", float, 0.1, "weight of the term masked at lambda1"),
-        Hyperparameter("rho2", float, 1.0, "weight of the term masked at lambda2"),
-    )
+    params = KERNEL_LOSS_PARAMS
     model = "kenet"
 
     @classmethod
@@ -109,13 +135,7 @@ class KENetRecipe(KernelSpaceRecipe):
             raise TrainError(f"recipe kenet trains networks that output a kernel; "
                              f"{self.model_dict.get('name')} outputs "
                              f"{meta.get('output', 'an image')}")
-        if self.options["loss"] not in ("attention", "l1"):
-            raise TrainError(f"--recipe-param loss={self.options['loss']!r}: expected "
-                             "attention or l1")
-        for name in ("lambda1", "lambda2"):
-            if not 0.0 <= self.options[name] < 1.0:
-                raise TrainError(f"--recipe-param {name} is a fraction of the kernel's "
-                                 f"maximum in [0, 1), got {self.options[name]}")
+        check_kernel_loss(self.options)
         model = build(self.model_dict)
         attach_spec(model, self.model_dict, self.model_name, self.hparams)
         check_kernel_size(self.name, self.config, int(model.outputs[0].shape[-1]))
@@ -123,13 +143,7 @@ class KENetRecipe(KernelSpaceRecipe):
         self.optimizers = {"model": self.adam()}
 
     def kernel_loss(self, estimate, true):
-        from visionfw.losses import get_loss
-
-        o = self.options
-        if o["loss"] == "l1":
-            return get_loss("l1")(estimate, true)
-        return get_loss("attention")(estimate, true, thresholds=(o["lambda1"], o["lambda2"]),
-                                     weights=(o["rho0"], o["rho1"], o["rho2"]))
+        return kernel_loss(self.options, estimate, true)
 
     def train_step(self, batch, opt):
         model, true = self.networks["model"], tf.cast(batch["kernel"], tf.float32)
