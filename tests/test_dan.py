@@ -323,6 +323,7 @@ def danusr_config(out, images, usrnet_file, **params):
 def test_dan_usrnet_step_trains_the_estimator_alone_and_resumes_bit_exactly(tmp_path, images,
                                                                             usrnet_file):
     from visionfw.losses import get_loss
+    from visionfw.recipes.kenet import kernel_loss
     from visionfw.train import TrainError
 
     straight = make_trainer(danusr_config(tmp_path / "a", images, usrnet_file))
@@ -346,8 +347,6 @@ def test_dan_usrnet_step_trains_the_estimator_alone_and_resumes_bit_exactly(tmp_
     est, true = (x / x.sum(axis=(1, 2), keepdims=True) for x in (est, true))
     for loss, want in (("attention", get_loss("attention")(est, true)),
                        ("l1", np.abs(est - true).mean())):
-        from visionfw.recipes.kenet import kernel_loss
-
         options = dict(recipe.options, loss=loss)
         np.testing.assert_allclose(float(kernel_loss(options, est, true)), float(want),
                                    rtol=1e-6)
