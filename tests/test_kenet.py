@@ -336,13 +336,14 @@ def test_json_folder_is_made_before_the_run(tmp_path):
 
 # ---------------------------------------------------------------- the kernel ensemble
 
-def test_dihedral_turns_back_and_gives_eight_different_views():
-    from visionfw.methods.kernel import dihedral, dihedral_inverse
+def test_orientations_turn_back_and_give_eight_different_views():
+    from visionfw.inference import orient, unorient
 
     a = np.random.default_rng(0).random((5, 7, 3))
-    views = [dihedral(a, t) for t in range(8)]
-    for t, v in enumerate(views):
-        np.testing.assert_array_equal(dihedral_inverse(v, t), a)
+    turns = [(k, flip) for flip in (False, True) for k in range(4)]
+    views = [orient(a, k, flip) for k, flip in turns]
+    for (k, flip), v in zip(turns, views):
+        np.testing.assert_array_equal(unorient(v, k, flip), a)
     assert len({v.tobytes() + bytes(v.shape) for v in views}) == 8
 
 

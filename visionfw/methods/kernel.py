@@ -69,22 +69,10 @@ class KernelEstimatorMethod(Method):
         return {"kernel": self.estimate(lr).astype(np.float32)}
 
 
-def dihedral(image, t):
-    """The ``t``-th of the 8 flips and turns (``t`` in 0..7) of an ``(H, W, ...)`` array: a
-    quarter turn ``t % 4`` times, then, for ``t >= 4``, a left-right flip."""
-    turned = np.rot90(image, t % 4, axes=(0, 1))
-    return turned[:, ::-1] if t >= 4 else turned
-
-
-def dihedral_inverse(image, t):
-    """Undo :func:`dihedral` ``t``."""
-    flipped = image[:, ::-1] if t >= 4 else image
-    return np.rot90(flipped, -(t % 4), axes=(0, 1))
-
-
 def dihedral_kernel_mean(estimate, lr):
-    """The mean of ``estimate``'s kernels for the 8 flips and turns of ``lr``, each turned back
-    about its centre tap (odd sizes), renormalised to sum one.
+    """The mean of ``estimate``'s kernels for the 8 flips and turns of ``lr`` (the
+    self-ensemble's :func:`visionfw.inference.orient`), each turned back about its centre tap
+    (odd sizes), renormalised to sum one.
 
     A blur kernel turns with the image it blurs, so an estimator that were exactly equivariant
     would give the same kernel eight times; a real one gives eight estimates whose errors
@@ -93,8 +81,10 @@ def dihedral_kernel_mean(estimate, lr):
     estimator of the LR image alone cannot see: it answers with a centred kernel, as trained,
     which is what the unflipped image's kernel is.
     """
-    kernels = [dihedral_inverse(np.asarray(estimate(np.ascontiguousarray(dihedral(lr, t))),
-                                           np.float64), t) for t in range(8)]
+    from visionfw.inference import orient, unorient
+
+    kernels = [unorient(np.asarray(estimate(orient(lr, k, flip)), np.float64), k, flip)
+               for flip in (False, True) for k in range(4)]
     mean = np.mean(kernels, axis=0)
     return mean / mean.sum()
 
