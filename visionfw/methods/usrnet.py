@@ -255,14 +255,19 @@ class EstimatorUSRNetMethod(USRNetMethod):
 
         return kernel_degradation(self.scale, size)
 
+    def training_spec(self, size):
+        """The degradation whose mean kernel fills the mean-kernel row: ``--method-param
+        training``, else :meth:`default_training` at ``size`` (None while the size is not
+        known)."""
+        return self.options["training"] or (self.default_training(size) if size else None)
+
     def mean_kernel(self, size):
         from visionfw.degradation import DegradationError
         from visionfw.degradation.metrics import mean_training_kernel
 
         if self._mean is None:
-            self.training = self.options["training"] or self.default_training(size)
             try:
-                self._mean = mean_training_kernel(self.training).astype(np.float32)
+                self._mean = mean_training_kernel(self.training_spec(size)).astype(np.float32)
             except DegradationError as exc:
                 raise MethodError(f"kenet+usrnet --training: {exc}") from None
         return self._mean
@@ -306,8 +311,7 @@ class EstimatorUSRNetMethod(USRNetMethod):
         out.update(kernel="estimated", estimated_kernel_size=self.side,
                    kernel_ensemble=bool(self.options["ensemble"]),
                    kernel_centre="tap size // 2 (USRNet's); odd sizes fed as they are",
-                   mean_kernel_training=self.options["training"] or (
-                       self.default_training(self.side) if self.side else None))
+                   mean_kernel_training=self.training_spec(self.side))
         return out
 
 
