@@ -101,31 +101,66 @@ def dan_restorer(nf: int = 64, nb: int = 40, code_len: int = 10, channels: int =
     return g.dict()
 
 
+def _dual_path_group(g, x, c, nb, width):
+    """DANv2's dual-path conditional group on ``x`` (the path being updated) and ``c`` (the
+    condition), both of the same width: ``nb`` blocks, each ``c' = c + f2``, ``x' = x + f1 *
+    f2`` with ``f1`` two 3x3 convolutions of ``x`` and ``f2`` two of ``c`` (LeakyReLU 0.2
+    between), then the group's skip. In the official PyTorch the blocks update the list they
+    are given in place, so the skip adds the group's output to itself: the group returns twice
+    its last block's ``x``, which is what is computed here (the condition path's output
+    feeds nothing and is left out)."""
+    def branch(t):
+        t = g("convo", t, par=_conv(width))
+        t = g("aactv", t, sub="LeakyReLU", par={"negative_slope": 0.2})
+        return g("convo", t, par=_conv(width))
+
+    for i in range(nb):
+        f1, f2 = branch(x), branch(c)
+        x = g("merge", x, g("merge", f1, f2, sub="Multiply"))
+        if i < nb - 1:               # the last block's condition feeds nothing
+            c = g("merge", c, f2)
+    return g("merge", x, x)
+
+
 @register_model("dan-kernel-estimator", recipe="dan-usrnet")
-def dan_kernel_estimator(nf: int = 32, nb: int = 5, size: int = 25, channels: int = 3,
+def dan_kernel_estimator(nf: int = 64, nb: int = 5, size: int = 25, channels: int = 3,
                          scale: int = 4):
-    """DAN's Estimator emitting the kernel itself, as DANv2's does, for a restorer that takes
-    kernels (USRNet): the same trunk as ``dan-estimator``, then a 3x3 convolution to
-    ``size**2`` channels, global average pooling, a softmax over the taps and a reshape to a
-    ``(size, size)`` kernel -- non-negative and summing to one, so USRNet's data step gets a
+    """DANv2's Estimator, which emits the kernel itself, for a restorer that takes kernels
+    (USRNet). As the official DANv2 code (``codes/config/DANv2/models/modules/dan_arch.py``):
+    the LR image through a 5x5 convolution to ``nf // 2`` channels; the current SR image
+    brought to LR size by a ``(4s + 1) x (4s + 1)`` convolution of stride ``s`` (padded by
+    ``2s``) to ``nf // 2`` channels -- a footprint of 17 HR pixels at x4, the width of a wide
+    blur; a dual-path conditional group of ``nb`` blocks, the LR features updated by a
+    product with the SR features'; a 3x3 convolution to ``nf``, global average pooling, a
+    dense layer (the official 1x1 convolution) to ``size**2`` taps and a softmax, reshaped to
+    a ``(size, size)`` kernel -- non-negative and summing to one, so USRNet's data step gets a
     valid blur. Inputs: ``lr`` then ``sr``.
 
     Args:
-        nf, nb: the trunk's width and conditional residual blocks (32 and 5 in DAN).
+        nf: the width after the group (64 in DANv2); each path has ``nf // 2``.
+        nb: dual-path conditional blocks (5 in DANv2).
         size: the kernel's side (odd; 25: the kernels the zoo USRNet trained on).
         channels: image channels.
         scale: the SR factor (the stride that brings SR to LR size).
     """
-    if min(nf, nb, channels, scale, size) < 1 or size % 2 == 0:
-        raise HyperparameterError(f"dan-kernel-estimator needs nf, nb, channels, scale >= 1 and "
-                                  f"an odd size; got nf={nf}, nb={nb}, channels={channels}, "
+    if min(nf // 2, nb, channels, scale, size) < 1 or size % 2 == 0:
+        raise HyperparameterError(f"dan-kernel-estimator needs nf >= 2, nb, channels, scale >= 1 "
+                                  f"and an odd size; got nf={nf}, nb={nb}, channels={channels}, "
                                   f"scale={scale}, size={size}")
     g = Links("DANKernelEstimator", meta={"scale": scale, "color": "rgb", "output": "kernel",
                                           "kernel_size": size,
                                           "inputs": {"image": "lr", "sr": "sr"}})
-    f = _estimator_trunk(g, nf, nb, channels, scale)
-    f = g("convo", f, par=_conv(size * size))
+    half = nf // 2
+    lr = g.input("lr", shape=(None, None, channels))
+    sr = g.input("sr", shape=(None, None, channels))
+    f = g("convo", lr, par=_conv(half, 5))
+    c = g("pad", sr, sub="ZeroPadding2D", par={"padding": 2 * scale})
+    c = g("convo", c, par={"filters": half, "kernel_size": 4 * scale + 1, "strides": scale,
+                           "padding": "valid"})
+    f = _dual_path_group(g, f, c, nb, half)
+    f = g("convo", f, par=_conv(nf))
     f = g("pool", f, sub="GlobalAveragePooling2D")
+    f = g("dense", f, par={"units": size * size})
     f = g("softmax", f, sub="Softmax")
     g("shape", f, sub="Reshape", par={"target_shape": (size, size)}, out="kernel")
     return g.dict()

@@ -59,6 +59,43 @@ def test_conditional_residual_block_against_numpy():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+def test_dan_kernel_estimator_is_danv2s_estimator_against_numpy():
+    # DANv2's layout (dan_arch.py), counted: 5x5 LR head and 17x17 stride-4 SR head to 32;
+    # 5 dual-path blocks of four 3x3 32 -> 32 convolutions; 3x3 to 64; 1x1 (dense) to 625 taps
+    conv = lambda k, i, o: k * k * i * o + o                                 # noqa: E731
+    want = conv(5, 3, 32) + conv(17, 3, 32) + 5 * 4 * conv(3, 32, 32) + conv(3, 32, 64) \
+        + conv(1, 64, 625)
+    assert visionfw.build_model("dan-kernel-estimator").count_params() == want == 274_289
+    nb, s, size = 2, 2, 5
+    model = visionfw.build_model("dan-kernel-estimator", nf=8, nb=nb, size=size, scale=s)
+    rng = np.random.default_rng(3)
+    for w in model.weights:
+        w.assign(rng.normal(scale=0.15, size=w.shape).astype("float32"))
+    p = {layer.name: [np.asarray(v, np.float64) for v in layer.get_weights()]
+         for layer in model.layers if layer.get_weights()}
+    lr, sr = rng.random((7, 6, 3)), rng.random((14, 12, 3))
+    x = conv_same(lr, *p["convo_0"])
+    w, b = p["convo_1"]                        # padded by 2s, stride s: back to LR size
+    assert w.shape == (4 * s + 1, 4 * s + 1, 3, 4)
+    padded = np.pad(sr, ((2 * s, 2 * s), (2 * s, 2 * s), (0, 0)))
+    c = np.zeros(lr.shape[:2] + (4,))
+    for i in range(4 * s + 1):
+        for j in range(4 * s + 1):
+            c += padded[i:i + s * 7:s, j:j + s * 6:s] @ w[i, j]
+    c += b
+    n = 2
+    for _ in range(nb):
+        f1 = conv_same(lrelu(conv_same(x, *p[f"convo_{n}"])), *p[f"convo_{n + 1}"])
+        f2 = conv_same(lrelu(conv_same(c, *p[f"convo_{n + 2}"])), *p[f"convo_{n + 3}"])
+        x, c, n = x + f1 * f2, c + f2, n + 4
+    x = 2 * x                     # the official group's skip adds its output to itself
+    t = conv_same(x, *p[f"convo_{n}"]).mean(axis=(0, 1)) @ p["dense_0"][0] + p["dense_0"][1]
+    k = np.exp(t - t.max())
+    got = model.predict([lr[None].astype("float32"), sr[None].astype("float32")], verbose=0)[0]
+    assert 2 * got.min() < got.max() < 0.5                # a softmax far from saturation
+    np.testing.assert_allclose(got, (k / k.sum()).reshape(size, size), rtol=1e-4, atol=1e-6)
+
+
 def test_networks_have_danv1s_parameter_counts():
     # DANv1 x4 (nf 64, nb 40; Estimator 32 wide, 5 blocks), counted from the official layout
     crb = lambda nf, t: (9 * (nf + t) ** 2 + nf + t) + (9 * (nf + t) * nf + nf) \
@@ -329,6 +366,7 @@ def test_dan_usrnet_step_trains_the_estimator_alone_and_resumes_bit_exactly(tmp_
     straight = make_trainer(danusr_config(tmp_path / "a", images, usrnet_file))
     recipe = straight.recipe
     assert recipe.options["loss"] == "attention"               # KENet's loss by default
+    assert float(recipe.optimizers["dan"].epsilon) == 1e-8      # PyTorch's, as DANv2's
     frozen = [np.array(v) for v in recipe.networks["usrnet"].weights]
     before = [np.array(v) for v in recipe.networks["estimator"].weights]
     assert straight.fit()["step"] == 4

@@ -156,14 +156,17 @@ class Recipe:
         self.score_crop = self.view.shrink
         return model
 
-    def adam(self, learning_rate=None, updates_per_step=1):
+    def adam(self, learning_rate=None, updates_per_step=1, epsilon=1e-7):
         """Adam with beta2 = 0.99, as the SR papers' training code uses. An optimiser that
         ``minimize`` steps several times per training step says so (``updates_per_step``),
-        so that the run's schedule still follows training steps."""
+        so that the run's schedule still follows training steps. ``epsilon`` is Keras'
+        default; a recipe whose loss is small enough for its per-weight gradients to come
+        near it (a kernel-space loss) passes PyTorch's 1e-8, as the official code has."""
         from visionfw.train.schedule import per_training_step
 
         rate = learning_rate or per_training_step(self.schedule, updates_per_step)
-        return keras.optimizers.Adam(learning_rate=rate, beta_1=0.9, beta_2=0.99)
+        return keras.optimizers.Adam(learning_rate=rate, beta_1=0.9, beta_2=0.99,
+                                     epsilon=epsilon)
 
     def build(self):
         """Make ``self.networks`` and ``self.optimizers`` (called inside the strategy scope).
