@@ -160,8 +160,7 @@ class Recipe:
         """Adam with beta2 = 0.99, as the SR papers' training code uses. An optimiser that
         ``minimize`` steps several times per training step says so (``updates_per_step``),
         so that the run's schedule still follows training steps. ``epsilon`` is Keras'
-        default; a recipe whose loss is small enough for its per-weight gradients to come
-        near it (a kernel-space loss) passes PyTorch's 1e-8, as the official code has."""
+        default; a recipe that follows an official optimiser passes PyTorch's 1e-8."""
         from visionfw.train.schedule import per_training_step
 
         rate = learning_rate or per_training_step(self.schedule, updates_per_step)
