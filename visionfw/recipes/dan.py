@@ -251,8 +251,8 @@ class DANUSRNetRecipe(Recipe):
         attach_spec(estimator, self.model_dict, self.model_name, self.hparams)
         self.networks = {"estimator": estimator, "usrnet": self.usrnet}
         # PyTorch's epsilon, as DANv2's optimiser: the kernel loss is of order 1e-3, and in
-        # the first steps the gradients per weight came near Keras' 1e-7 (1e-7 at step 10 of
-        # the first run; 3e-6 by step 100)
+        # the first steps the gradients per weight came near Keras' 1e-7 (about 1e-7 at step
+        # 10 of an earlier run, 3e-6 by step 100)
         self.optimizers = {"dan": self.adam(epsilon=1e-8)}
         trained = ("estimator", "usrnet") if self.options["finetune"] else ("estimator",)
         self.optimizer_networks = {"dan": trained}
