@@ -172,7 +172,7 @@ def load_usrnet(path, scale):
 
     if not path:
         raise TrainError("recipe dan-usrnet needs the trained USRNet: --usrnet FILE (e.g. "
-                         "zoo/usrnet_k6_nc16_x234.weights.h5)")
+                         "zoo/usrnet_k6_nc16_x234_x2ft8.weights.h5)")
     try:
         model = load_model(path, compile=False)
     except VisionfwError as exc:
