@@ -58,3 +58,42 @@ def test_fit_isotropic_sigma_recovers_the_sigma_of_a_gaussian():
     # a wider anisotropic kernel sits between its two sigmas
     fitted = fit_isotropic_sigma(gaussian_kernel(21, 1.0, 3.0, 0.3))
     assert 1.0 < fitted < 3.0
+
+
+def test_kernel_shape_gives_back_the_gaussian_that_made_the_kernel():
+    from visionfw.degradation import kernel_shape
+
+    # 41 taps: the window cuts nothing off a sigma of 3, so the moments are the Gaussian's
+    for s1, s2, degrees in ((3.0, 1.0, 0), (3.0, 1.0, 30), (2.5, 0.8, 135), (1.2, 2.4, 10)):
+        major, minor, theta = kernel_shape(gaussian_kernel(41, s1, s2, math.radians(degrees)))
+        assert major == pytest.approx(max(s1, s2), abs=1e-3)
+        assert minor == pytest.approx(min(s1, s2), abs=1e-3)
+        # the major axis: theta itself when sigma1 is the larger, theta + 90 otherwise
+        want = degrees if s1 > s2 else (degrees + 90) % 180
+        assert theta == pytest.approx(want, abs=1e-3)
+    # a moved kernel has the same shape (moments about the centroid); x along columns
+    k = np.zeros((21, 21))
+    k[4, 2:9] = 1.0                                   # a horizontal line off the centre
+    major, minor, theta = kernel_shape(k)
+    assert (major, minor) == pytest.approx((2.0, 0.0), abs=1e-9)   # sqrt(mean of 0,1,4,9 x2)
+    assert min(theta, 180 - theta) == pytest.approx(0.0, abs=1e-9)
+    k = np.zeros((21, 21))
+    k[2:9, 4] = 1.0                                   # vertical: 90 degrees
+    assert kernel_shape(k)[2] == pytest.approx(90.0, abs=1e-9)
+    with pytest.raises(DegradationError, match="positive mass"):
+        kernel_shape(np.zeros((5, 5)))
+
+
+def test_orientation_summary_by_hand():
+    from visionfw.degradation import orientation_summary
+
+    pairs = [((2.0, 1.0, 170.0), (3.0, 1.0, 10.0)),    # 20 degrees off, across 0/180
+             ((2.0, 2.0, 90.0), (4.0, 1.0, 0.0)),      # 90 off: a round estimate
+             ((3.0, 1.5, 40.0), (2.0, 1.0, 45.0)),     # 5 off
+             ((1.0, 1.0, 0.0), (1.2, 1.0, 77.0))]      # too round to have a direction
+    o = orientation_summary(pairs)
+    assert o["n"] == 3
+    assert o["angle_error"] == pytest.approx(20.0)     # median of 20, 90, 5
+    assert o["true_ratio"] == pytest.approx((3 + 4 + 2) / 3)
+    assert o["estimate_ratio"] == pytest.approx((2 + 1 + 2) / 3)
+    assert orientation_summary(pairs[3:]) == {"n": 0, "min_ratio": 1.5}

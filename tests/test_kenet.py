@@ -2,6 +2,7 @@
 SFTMD), the mean-kernel baseline and the kenet+usrnet pipeline, at tiny sizes."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,6 +173,18 @@ def test_train_kenet_then_score_its_run_folder(kenet_run, tmp_path):
     assert "size=11" in result["degradation"]
     # validation and test.py make the same LR images and score the same way
     assert result["kernel_psnr"] == pytest.approx(val_kernel, abs=0.01)
+    # each row carries both kernels' ellipses; the true one is the protocol's kernel's
+    from visionfw.degradation import get_protocol, kernel_shape
+    from visionfw.evaluate import make_lr
+    from visionfw.imageio import modcrop, read_image
+
+    deg = get_protocol("aniso", 2)[0][1]
+    first = result["images"][0]
+    hr = modcrop(read_image(next(Path(images).glob(first["name"] + ".*"))), 2)
+    _, labels = make_lr(hr, deg, 2, first["name"])
+    assert first["true_shape"] == pytest.approx(kernel_shape(labels["kernel"]), abs=1e-3)
+    assert len(first["shape"]) == 3 and "orientation" in result
+    assert "direction" in r.stdout
     r = run_cli("test.py", "mean-kernel", "--dataset", images, "--degradation", "aniso",
                 "--scale", "2", "--json", tmp_path / "m.json")
     assert r.returncode == 0, r.stderr

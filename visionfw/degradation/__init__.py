@@ -75,6 +75,8 @@ _API = {
     "kernel_picture": "metrics",
     "kernel_grid": "metrics",
     "fit_isotropic_sigma": "metrics",
+    "kernel_shape": "metrics",
+    "orientation_summary": "metrics",
 }
 
 __all__ = sorted(["DegradationError", *_API])

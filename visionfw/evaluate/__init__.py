@@ -221,6 +221,11 @@ def _run(method, datasets, variants, name, results, lr_dir, multiple, scale, cha
                                   for label in rows[0]["also"]}
             if method.kind != "kernel" and rows and "kernel_psnr" in rows[0]:
                 result["kernel_psnr"] = _mean(rows, "kernel_psnr")
+            if rows and "true_shape" in rows[0]:
+                from visionfw.degradation import orientation_summary
+
+                result["orientation"] = orientation_summary(
+                    [(r["shape"], r["true_shape"]) for r in rows])
             if rows and "true_kernel_psnr" in rows[0]:
                 result["true_kernel_psnr"] = _mean(rows, "true_kernel_psnr")
                 result["true_kernel_ssim"] = _mean(rows, "true_kernel_ssim")
@@ -228,6 +233,15 @@ def _run(method, datasets, variants, name, results, lr_dir, multiple, scale, cha
                            "method_seconds": round(sum(r["method_seconds"] for r in rows), 3),
                            "images": rows})
             results.append(result)
+
+
+def _shapes(estimate, true):
+    """The second-moment ellipses of an estimated and a true kernel, for the report
+    (``[sigma_major, sigma_minor, theta in degrees]`` each; :func:`kernel_shape`)."""
+    from visionfw.degradation import kernel_shape
+
+    return {"shape": [round(v, 4) for v in kernel_shape(estimate)],
+            "true_shape": [round(v, 4) for v in kernel_shape(true)]}
 
 
 def make_lr(hr, deg, scale, name):
@@ -311,7 +325,8 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
         spent = time.perf_counter() - began
         kp = kernel_psnr(estimate, labels["kernel"])
         sigmas = {"sigma": fit_isotropic_sigma(estimate),
-                  "true_sigma": fit_isotropic_sigma(labels["kernel"])}
+                  "true_sigma": fit_isotropic_sigma(labels["kernel"]),
+                  **_shapes(estimate, labels["kernel"])}
         if save_dir is not None:
             from visionfw.evaluate.pictures import save_kernels
 
@@ -378,6 +393,7 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
         from visionfw.degradation import kernel_psnr
 
         row["kernel_psnr"] = float(kernel_psnr(out["kernel"], labels["kernel"]))
+        row.update(_shapes(out["kernel"], labels["kernel"]))
     if "kernel" in out and "steps" not in out and save_steps is not None:
         from visionfw.evaluate.pictures import save_steps as write_steps
 

@@ -92,7 +92,25 @@ def _image_table(dataset, scale, results, per_image):
     kernel = [r["kernel_psnr"] for r in results if r.get("kernel_psnr") is not None]
     if kernel and results[0].get("psnr") is not None:     # a pipeline's estimated kernel
         lines.append(f"estimated kernel: mean kernel PSNR {np.mean(kernel):.2f} dB")
+        lines += _orientation_lines(results)
     return lines
+
+
+def _orientation_lines(results):
+    """One line on the estimates' direction and elongation (:func:`orientation_summary`),
+    over every image of ``results`` whose row has the kernels' shapes."""
+    from visionfw.degradation import orientation_summary
+
+    pairs = [(img["shape"], img["true_shape"]) for r in results for img in r.get("images", ())
+             if "true_shape" in img]
+    if not pairs:
+        return []
+    o = orientation_summary(pairs)
+    if not o["n"]:
+        return [f"direction: no true kernel is {o['min_ratio']}x longer than wide"]
+    return [f"direction, over the {o['n']} true kernels at least {o['min_ratio']}x longer than "
+            f"wide: median angle error {o['angle_error']:.1f} deg (45 by chance); "
+            f"elongation {o['true_ratio']:.2f} true, {o['estimate_ratio']:.2f} estimated"]
 
 
 def _steps_table(dataset, scale, results):
@@ -177,7 +195,7 @@ def _kernel_table(dataset, scale, results, per_image):
             lines.append(row(str(r["variant"]), r))
     mean = {k: float(np.mean([r[k] for r in results if k in r]))
             for k in ("kernel_psnr", "sigma", "true_sigma")}
-    return lines + ["-" * len(head), row("mean", mean)]
+    return lines + ["-" * len(head), row("mean", mean)] + _orientation_lines(results)
 
 
 def _describe_lr(degradation):
