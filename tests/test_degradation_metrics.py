@@ -96,4 +96,12 @@ def test_orientation_summary_by_hand():
     assert o["angle_error"] == pytest.approx(20.0)     # median of 20, 90, 5
     assert o["true_ratio"] == pytest.approx((3 + 4 + 2) / 3)
     assert o["estimate_ratio"] == pytest.approx((2 + 1 + 2) / 3)
+    # true angles 10 and 0 are near the axes (errors 20, 90), 45 near a diagonal (error 5)
+    assert o["angle_error_axes"] == pytest.approx(55.0)
+    assert o["angle_error_diagonals"] == pytest.approx(5.0)
+    only_axes = orientation_summary(pairs[:2])
+    assert only_axes["angle_error_diagonals"] is None and only_axes["n"] == 2
+    # 22 degrees from 90 is near an axis, 23 from 0 is nearer the diagonal at 45
+    assert orientation_summary([((2, 1, 68.0), (2, 1, 68.0))])["angle_error_axes"] == 0.0
+    assert orientation_summary([((2, 1, 23.0), (2, 1, 23.0))])["angle_error_diagonals"] == 0.0
     assert orientation_summary(pairs[3:]) == {"n": 0, "min_ratio": 1.5}

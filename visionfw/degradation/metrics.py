@@ -205,14 +205,27 @@ def orientation_summary(pairs, min_ratio=1.5):
     ``n`` (such kernels), ``angle_error`` (median absolute difference of the major axes'
     angles, degrees, 0-90; 45 is what a direction drawn at random scores),
     ``true_ratio`` and ``estimate_ratio`` (mean major/minor of those true kernels and of
-    their estimates; 1 is round) -- or ``{"n": 0}``.
+    their estimates; 1 is round), and the median angle error apart for the true kernels
+    nearer the pixel grid's axes (``angle_error_axes``, within 22.5 degrees of 0 or 90) and
+    nearer its diagonals (``angle_error_diagonals``), ``None`` where there are none -- or
+    ``{"n": 0, ...}``.
     """
+    def error(e, t):
+        return abs((e[2] - t[2] + 90.0) % 180.0 - 90.0)
+
+    def median(values):
+        return float(np.median(values)) if values else None
+
     chosen = [(e, t) for e, t in pairs if t[1] > 0 and t[0] / t[1] >= min_ratio]
     if not chosen:
         return {"n": 0, "min_ratio": min_ratio}
-    diff = [abs((e[2] - t[2] + 90.0) % 180.0 - 90.0) for e, t in chosen]
+    near_axis = [abs((t[2] + 22.5) % 90.0 - 22.5) <= 22.5 for _, t in chosen]
     return {"n": len(chosen), "min_ratio": min_ratio,
-            "angle_error": float(np.median(diff)),
+            "angle_error": median([error(e, t) for e, t in chosen]),
+            "angle_error_axes": median([error(e, t) for (e, t), a in zip(chosen, near_axis)
+                                        if a]),
+            "angle_error_diagonals": median([error(e, t) for (e, t), a
+                                             in zip(chosen, near_axis) if not a]),
             "true_ratio": float(np.mean([t[0] / t[1] for _, t in chosen])),
             "estimate_ratio": float(np.mean([e[0] / max(e[1], 1e-12) for e, _ in chosen]))}
 

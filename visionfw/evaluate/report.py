@@ -108,8 +108,13 @@ def _orientation_lines(results):
     o = orientation_summary(pairs)
     if not o["n"]:
         return [f"direction: no true kernel is {o['min_ratio']}x longer than wide"]
+    def deg(v):
+        return "-" if v is None else f"{v:.1f}"
+
     return [f"direction, over the {o['n']} true kernels at least {o['min_ratio']}x longer than "
-            f"wide: median angle error {o['angle_error']:.1f} deg (45 by chance); "
+            f"wide: median angle error {o['angle_error']:.1f} deg (45 by chance; "
+            f"{deg(o['angle_error_axes'])} near the pixel axes, "
+            f"{deg(o['angle_error_diagonals'])} near the diagonals); "
             f"elongation {o['true_ratio']:.2f} true, {o['estimate_ratio']:.2f} estimated"]
 
 
