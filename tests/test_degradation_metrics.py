@@ -99,6 +99,7 @@ def test_orientation_summary_by_hand():
     # true angles 10 and 0 are near the axes (errors 20, 90), 45 near a diagonal (error 5)
     assert o["angle_error_axes"] == pytest.approx(55.0)
     assert o["angle_error_diagonals"] == pytest.approx(5.0)
+    assert (o["n_axes"], o["n_diagonals"]) == (2, 1)
     only_axes = orientation_summary(pairs[:2])
     assert only_axes["angle_error_diagonals"] is None and only_axes["n"] == 2
     # 22 degrees from 90 is near an axis, 23 from 0 is nearer the diagonal at 45

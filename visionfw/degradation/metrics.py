@@ -207,7 +207,8 @@ def orientation_summary(pairs, min_ratio=1.5):
     ``true_ratio`` and ``estimate_ratio`` (mean major/minor of those true kernels and of
     their estimates; 1 is round), and the median angle error apart for the true kernels
     nearer the pixel grid's axes (``angle_error_axes``, within 22.5 degrees of 0 or 90) and
-    nearer its diagonals (``angle_error_diagonals``), ``None`` where there are none -- or
+    nearer its diagonals (``angle_error_diagonals``), ``None`` where there are none, with
+    their numbers ``n_axes`` and ``n_diagonals`` -- or
     ``{"n": 0, ...}``.
     """
     def error(e, t):
@@ -221,6 +222,7 @@ def orientation_summary(pairs, min_ratio=1.5):
         return {"n": 0, "min_ratio": min_ratio}
     near_axis = [abs((t[2] + 22.5) % 90.0 - 22.5) <= 22.5 for _, t in chosen]
     return {"n": len(chosen), "min_ratio": min_ratio,
+            "n_axes": int(sum(near_axis)), "n_diagonals": len(chosen) - int(sum(near_axis)),
             "angle_error": median([error(e, t) for e, t in chosen]),
             "angle_error_axes": median([error(e, t) for (e, t), a in zip(chosen, near_axis)
                                         if a]),

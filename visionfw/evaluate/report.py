@@ -113,8 +113,9 @@ def _orientation_lines(results):
 
     return [f"direction, over the {o['n']} true kernels at least {o['min_ratio']}x longer than "
             f"wide: median angle error {o['angle_error']:.1f} deg (45 by chance; "
-            f"{deg(o['angle_error_axes'])} near the pixel axes, "
-            f"{deg(o['angle_error_diagonals'])} near the diagonals); "
+            f"{deg(o['angle_error_axes'])} over the {o['n_axes']} near the pixel axes, "
+            f"{deg(o['angle_error_diagonals'])} over the {o['n_diagonals']} near the "
+            f"diagonals); "
             f"elongation {o['true_ratio']:.2f} true, {o['estimate_ratio']:.2f} estimated"]
 
 
