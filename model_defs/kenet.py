@@ -27,8 +27,7 @@ def _residual(g, x, conv):
 
 
 @register_model("kenet", recipe="kenet")
-def kenet(nf: int = 64, fc: int = 1024, size: int = 0, channels: int = 3, scale: int = 4,
-          pool: str = "last"):
+def kenet(nf: int = 64, fc: int = 1024, size: int = 0, channels: int = 3, scale: int = 4):
     """KENet, in the forward order of the paper's figure.
 
     conv + ReLU + residual block at the LR size; three stages of 2x2 max-pooling, a conv of
@@ -43,34 +42,23 @@ def kenet(nf: int = 64, fc: int = 1024, size: int = 0, channels: int = 3, scale:
         channels: image channels.
         scale: the SR factor the estimator is trained for (it sets the default size; the
             network itself works on any LR image of at least 8x8 pixels).
-        pool: ``"last"`` (the paper's figure): the dense layers read the global average of
-            the last stage; ``"stages"``: of every stage, the full-resolution one included,
-            concatenated (not in the paper; see docs/kenet.md, "Direction and elongation").
     """
     side = kernel_size_for(scale, size)
     if nf < 1 or fc < 1 or channels < 1 or side < 1 or side % 2 == 0:
         raise HyperparameterError(f"kenet needs nf, fc, channels >= 1 and an odd size; got "
                                   f"nf={nf}, fc={fc}, channels={channels}, size={side}")
-    if pool not in ("last", "stages"):
-        raise HyperparameterError(f"kenet: pool must be 'last' or 'stages', got {pool!r}")
     g = Links("KENet", meta={"scale": scale, "color": "rgb", "output": "kernel",
                              "kernel_size": side})
     x = g.input("lr", shape=(None, None, channels))
     conv = {"filters": nf, "kernel_size": 3, "padding": "same"}
     y = g("relu", g("convo", x, par=conv), sub="ReLU")
     y = _residual(g, y, conv)
-    stages = [y]
     for stage in (1, 2, 3):
         width = {"filters": nf * stage, "kernel_size": 3, "padding": "same"}
         y = g("pool", y, sub="MaxPooling2D", par={"pool_size": 2, "strides": 2})
         y = g("relu", g("convo", y, par=width), sub="ReLU")
         y = _residual(g, y, width)
-        stages.append(y)
-    if pool == "last":
-        y = g("gpool", y, sub="GlobalAveragePooling2D")
-    else:
-        pooled = [g("gpool", t, sub="GlobalAveragePooling2D") for t in stages]
-        y = g("concat", *pooled, sub="Concatenate")
+    y = g("gpool", y, sub="GlobalAveragePooling2D")
     y = g("dense", y, sub="Dense", par={"units": fc, "activation": "relu"})
     y = g("dense", y, sub="Dense", par={"units": fc, "activation": "relu"})
     y = g("dense", y, sub="Dense", par={"units": side * side})

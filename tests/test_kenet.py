@@ -88,44 +88,6 @@ def test_kenet_outputs_a_kernel_at_both_sizes(scale, side):
 def test_kenet_refuses_an_even_kernel_size():
     with pytest.raises(Exception, match="odd size"):
         visionfw.model_dict("kenet", size=10)
-    with pytest.raises(Exception, match="pool must be 'last' or 'stages'"):
-        visionfw.model_dict("kenet", pool="all")
-
-
-def test_kenet_pool_stages_reads_every_stage():
-    """pool=stages: the dense layers read the pooled features of the four stages (nf, nf,
-    2 nf, 3 nf channels), concatenated with the last stage last; the output is still a kernel.
-    Weights that read only the last stage's part give exactly the paper's network."""
-    import keras
-
-    last = visionfw.build_model("kenet", scale=2, **TINY_KENET)
-    stages = visionfw.build_model("kenet", scale=2, pool="stages", **TINY_KENET)
-    nf = TINY_KENET["nf"]
-    first = [l for l in stages.layers if isinstance(l, keras.layers.Dense)][0]
-    assert first.get_weights()[0].shape[0] == nf + nf + 2 * nf + 3 * nf
-    rng = np.random.default_rng(0)
-    for a, b in zip(last.layers, stages.layers):
-        if a.weights and not isinstance(a, keras.layers.Dense):
-            assert a.name == b.name
-            b.set_weights([rng.normal(size=w.shape).astype("float32") for w in a.weights])
-            a.set_weights(b.get_weights())
-    for a, b in zip([l for l in last.layers if isinstance(l, keras.layers.Dense)],
-                    [l for l in stages.layers if isinstance(l, keras.layers.Dense)]):
-        w, bias = [rng.normal(size=v.shape).astype("float32") for v in a.weights]
-        a.set_weights([w, bias])
-        if b is first:
-            w = np.concatenate([np.zeros((b.get_weights()[0].shape[0] - w.shape[0],
-                                          w.shape[1]), np.float32), w])
-        b.set_weights([w, bias])
-    x = rng.random((2, 24, 32, 3), np.float32)
-    np.testing.assert_allclose(stages.predict(x, verbose=0), last.predict(x, verbose=0),
-                               atol=1e-6)
-    # with weights on the early stages too the output differs, and is still a kernel
-    w, bias = first.get_weights()
-    first.set_weights([rng.normal(size=w.shape).astype("float32"), bias])
-    k = stages.predict(x, verbose=0)
-    assert np.abs(k - last.predict(x, verbose=0)).max() > 1e-4
-    np.testing.assert_allclose(k.sum(axis=(1, 2)), 1.0, atol=1e-5)
 
 
 # ---------------------------------------------------------------- protocols and the baseline
