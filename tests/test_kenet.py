@@ -259,6 +259,15 @@ def test_kenet_usrnet_pipeline_on_two_images(pipeline_files, tmp_path):
     r = report["results"][0]
     assert set(r["also"]) == {"USRNet + mean kernel", "USRNet + true kernel"}
     assert np.isfinite(r["kernel_psnr"]) and r["n_images"] == 2
+    # the pipeline's rows carry the ellipses too, summed up in the report
+    from visionfw.degradation import orientation_summary
+    from visionfw.evaluate.report import format_report
+
+    rows = r["images"]
+    assert all(len(x["shape"]) == 3 and len(x["true_shape"]) == 3 for x in rows)
+    assert r["orientation"] == orientation_summary([(x["shape"], x["true_shape"])
+                                                    for x in rows])
+    assert "direction" in format_report(report)
     assert report["protocol"]["estimated_kernel_size"] == 11
     # the report names the blurs whose mean fills the mean-kernel row: KENet's at x2, 11x11
     assert report["protocol"]["mean_kernel_training"].startswith("gaussian(sigma1=0.2~4.0")

@@ -191,10 +191,10 @@ def kernel_shape(kernel):
     cov = np.array([[(k * x * x).sum(), (k * x * y).sum()],
                     [(k * x * y).sum(), (k * y * y).sum()]])
     values, vectors = np.linalg.eigh(cov)                    # ascending
-    major = vectors[:, 1]
-    theta = float(np.degrees(np.arctan2(major[1], major[0])) % 180.0)
-    minor, major_sigma = np.sqrt(np.clip(values, 0.0, None))
-    return float(major_sigma), float(minor), theta
+    axis = vectors[:, 1]                                     # the major axis, (x, y)
+    theta = float(np.degrees(np.arctan2(axis[1], axis[0])) % 180.0)
+    minor, major = np.sqrt(np.clip(values, 0.0, None))
+    return float(major), float(minor), theta
 
 
 def orientation_summary(pairs, min_ratio=1.5):
@@ -207,9 +207,9 @@ def orientation_summary(pairs, min_ratio=1.5):
     ``true_ratio`` and ``estimate_ratio`` (mean major/minor of those true kernels and of
     their estimates; 1 is round), and the median angle error apart for the true kernels
     nearer the pixel grid's axes (``angle_error_axes``, within 22.5 degrees of 0 or 90) and
-    nearer its diagonals (``angle_error_diagonals``), ``None`` where there are none, with
-    their numbers ``n_axes`` and ``n_diagonals`` -- or
-    ``{"n": 0, ...}``.
+    nearer its diagonals (``angle_error_diagonals``; ``None`` where there are none), with
+    their numbers ``n_axes`` and ``n_diagonals``. Without elongated true kernels:
+    ``{"n": 0, "min_ratio": min_ratio}``.
     """
     def error(e, t):
         return abs((e[2] - t[2] + 90.0) % 180.0 - 90.0)

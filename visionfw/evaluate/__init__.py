@@ -324,9 +324,9 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
         estimate = method(lr, None, labels)["kernel"]
         spent = time.perf_counter() - began
         kp = kernel_psnr(estimate, labels["kernel"])
-        sigmas = {"sigma": fit_isotropic_sigma(estimate),
-                  "true_sigma": fit_isotropic_sigma(labels["kernel"]),
-                  **_shapes(estimate, labels["kernel"])}
+        fits = {"sigma": fit_isotropic_sigma(estimate),
+                "true_sigma": fit_isotropic_sigma(labels["kernel"]),
+                **_shapes(estimate, labels["kernel"])}
         if save_dir is not None:
             from visionfw.evaluate.pictures import save_kernels
 
@@ -334,7 +334,7 @@ def _one_image(method, dataset, image_name, load, deg, variant, variants, lr_dir
                          image_name, estimate, labels["kernel"])
         if log:
             log(f"{dataset.name} [{_lr_label(variant)}] {image_name}: kernel PSNR {kp:.2f} dB")
-        return {"name": image_name, "kernel_psnr": kp, **sigmas,
+        return {"name": image_name, "kernel_psnr": kp, **fits,
                 "method_seconds": round(spent, 4)}
     bic = upscale_bicubic(lr, scale)
     if bic.shape[:2] != hr.shape[:2]:

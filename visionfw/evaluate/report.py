@@ -26,7 +26,7 @@ def format_report(report, per_image=False):
         elif "steps" in scored[0]:
             lines += _steps_table(dataset, scale, scored)
         elif protocol.get("degradation") == "usrnet12":
-            lines += _kernel_columns_table(dataset, scale, scored)
+            lines += _kernel_columns_table(dataset, scale, scored) + _orientation_lines(scored)
         else:
             lines += _image_table(dataset, scale, scored, per_image)
         lines += _time_line(results)
