@@ -34,18 +34,12 @@ def moments(kernel):
     """``(sigma1, sigma2, theta)`` of a kernel's second moments about its centre of mass: the
     spreads along its principal axes (sigma1 the larger) and the direction of the first, in
     the library's Gaussian convention (x the column offset, y the row offset, theta in
-    [0, pi) turning x towards y)."""
-    k = np.asarray(kernel, np.float64)
-    k = k / k.sum()
-    rows, cols = np.indices(k.shape)
-    y0, x0 = (k * rows).sum(), (k * cols).sum()
-    dx, dy = cols - x0, rows - y0
-    cov = np.array([[(k * dx * dx).sum(), (k * dx * dy).sum()],
-                    [(k * dx * dy).sum(), (k * dy * dy).sum()]])
-    values, vectors = np.linalg.eigh(cov)
-    major = vectors[:, 1]
-    theta = float(np.arctan2(major[1], major[0]) % np.pi)
-    return float(np.sqrt(max(values[1], 0.0))), float(np.sqrt(max(values[0], 0.0))), theta
+    [0, pi) turning x towards y): :func:`~visionfw.degradation.kernel_shape`, with theta in
+    radians."""
+    from visionfw.degradation.metrics import kernel_shape
+
+    major, minor, degrees = kernel_shape(kernel)
+    return major, minor, float(np.radians(degrees))
 
 
 def near_box_start(side):

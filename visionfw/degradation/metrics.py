@@ -220,14 +220,15 @@ def orientation_summary(pairs, min_ratio=1.5):
     chosen = [(e, t) for e, t in pairs if t[1] > 0 and t[0] / t[1] >= min_ratio]
     if not chosen:
         return {"n": 0, "min_ratio": min_ratio}
+    errors = [error(e, t) for e, t in chosen]
     near_axis = [abs((t[2] + 22.5) % 90.0 - 22.5) <= 22.5 for _, t in chosen]
+    axes = [err for err, a in zip(errors, near_axis) if a]
+    diagonals = [err for err, a in zip(errors, near_axis) if not a]
     return {"n": len(chosen), "min_ratio": min_ratio,
-            "n_axes": int(sum(near_axis)), "n_diagonals": len(chosen) - int(sum(near_axis)),
-            "angle_error": median([error(e, t) for e, t in chosen]),
-            "angle_error_axes": median([error(e, t) for (e, t), a in zip(chosen, near_axis)
-                                        if a]),
-            "angle_error_diagonals": median([error(e, t) for (e, t), a
-                                             in zip(chosen, near_axis) if not a]),
+            "n_axes": len(axes), "n_diagonals": len(diagonals),
+            "angle_error": median(errors),
+            "angle_error_axes": median(axes),
+            "angle_error_diagonals": median(diagonals),
             "true_ratio": float(np.mean([t[0] / t[1] for _, t in chosen])),
             "estimate_ratio": float(np.mean([e[0] / max(e[1], 1e-12) for e, _ in chosen]))}
 

@@ -108,15 +108,13 @@ def _orientation_lines(results):
     o = orientation_summary(pairs)
     if not o["n"]:
         return [f"direction: no true kernel is {o['min_ratio']}x longer than wide"]
-    def deg(v):
-        return "-" if v is None else f"{v:.1f}"
-
+    axes, diagonals = (("-" if v is None else f"{v:.1f}")
+                       for v in (o["angle_error_axes"], o["angle_error_diagonals"]))
     return [f"direction, over the {o['n']} true kernels at least {o['min_ratio']}x longer than "
-            f"wide: median angle error {o['angle_error']:.1f} deg (45 by chance; "
-            f"{deg(o['angle_error_axes'])} over the {o['n_axes']} near the pixel axes, "
-            f"{deg(o['angle_error_diagonals'])} over the {o['n_diagonals']} near the "
-            f"diagonals); "
-            f"elongation {o['true_ratio']:.2f} true, {o['estimate_ratio']:.2f} estimated"]
+            f"wide: median angle error {o['angle_error']:.1f} deg (45 by chance; {axes} over "
+            f"the {o['n_axes']} near the pixel axes, {diagonals} over the {o['n_diagonals']} "
+            f"near the diagonals); elongation {o['true_ratio']:.2f} true, "
+            f"{o['estimate_ratio']:.2f} estimated"]
 
 
 def _steps_table(dataset, scale, results):
