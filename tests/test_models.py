@@ -77,7 +77,7 @@ def test_builds_runs_and_scales(name):
     hp = tiny(name)
     model = visionfw.build_model(name, **hp)
     x = lr_batch(model)
-    y = model.predict(x, verbose=0)
+    y = np.asarray(model(x, training=False))
     meta = visionfw.model_dict(name, **hp)["meta"]
     if meta.get("output") == "noise":             # PDM's noise: the LR image's size
         assert y.shape == (2, 12, 12, 3)
@@ -101,19 +101,39 @@ def test_builds_runs_and_scales(name):
 
 
 def test_trains_one_step(name):
-    model = visionfw.build_model(name, **tiny(name))
+    """One eager Adam step on an L1 loss changes the weights of every trainable model (the
+    gradient reaches them through every link); a model without weights has none to change."""
+    import keras
+    import tensorflow as tf
+
+    model = visionfw.build_model(name, compile=False, **tiny(name))
     x = lr_batch(model)
-    y = model.predict(x, verbose=0)
+    y = np.asarray(model(x, training=False))
     before = [w.copy() for w in model.get_weights()]
     # a target off the output in both directions (under L1, a shift of one sign everywhere
     # gives a softmax kernel no gradient)
     target = np.clip(y + np.random.default_rng(2).normal(0, 0.1, y.shape), 0, 1)
-    model.fit(x, target.astype("float32"), epochs=1, batch_size=2, verbose=0)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.abs(model(x, training=True) - target.astype("float32")))
+    grads = tape.gradient(loss, model.trainable_weights)
+    assert all(g is not None for g in grads)
+    if model.trainable_weights:
+        keras.optimizers.Adam(1e-4).apply_gradients(zip(grads, model.trainable_weights))
     after = model.get_weights()
     if model.trainable_weights:
         assert any(not np.array_equal(a, b) for a, b in zip(before, after))
     else:
         assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_a_built_model_is_compiled_for_fit():
+    """build_model compiles (Adam, L1) unless told not to, so Keras' fit trains it as it is."""
+    model = visionfw.build_model("srcnn", **TINY["srcnn"])
+    x = lr_batch(model)
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x, np.zeros_like(model.predict(x, verbose=0)), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and history.history["loss"][0] > 0
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
 def test_save_load_round_trip_from_file_alone(name, tmp_path):
@@ -124,7 +144,8 @@ def test_save_load_round_trip_from_file_alone(name, tmp_path):
     path = visionfw.save_model(model, tmp_path / "m.weights.h5")
     again = visionfw.load_model(path)
     x = lr_batch(model)
-    np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
+    np.testing.assert_array_equal(np.asarray(model(x, training=False)),
+                                  np.asarray(again(x, training=False)))
     spec = visionfw.read_spec(path)
     assert spec["model"] == name
     assert spec["hparams"].get("scale", 1) == tiny(name).get("scale", 1)   # resunet: scale 1
