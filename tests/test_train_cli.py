@@ -58,6 +58,31 @@ def test_bad_options_and_models_are_one_line_errors(tmp_path):
     one_line_error(run_py("train.py", *TINY, "--stepz", "3"), "no such option: --stepz")
 
 
+BLOCK_TENSORFLOW = """
+import sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ImportError("imported " + name)
+
+sys.meta_path.insert(0, Block())
+from visionfw.cli.train import main
+main(sys.argv[1:], prog_name="train.py")
+"""
+
+
+@pytest.mark.parametrize("model", ["srresnet", "ikc"])
+def test_a_missing_data_folder_is_reported_before_tensorflow_is_imported(tmp_path, model):
+    """A mistyped --train-dir costs no TensorFlow start-up, also for a recipe named in the
+    model's place (whose default degradation is read from the recipe class)."""
+    missing = tmp_path / "none"
+    r = subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW, model, "--train-dir",
+                        str(tmp_path), "--val-dir", str(missing)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == f"error: --val-dir {missing}: no such folder"
+
+
 def test_tiny_run_improves_and_writes_its_run_folder(tmp_path, images):
     out = tmp_path / "run"
     r = run_py("train.py", *TINY, "--train-dir", images, "--val-dir", images, "--steps", "60",

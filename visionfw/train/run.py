@@ -169,6 +169,17 @@ def resolve_recipe(config, model):
     return cls
 
 
+def check_folders(config):
+    """A one-line error for a data folder option that names no folder (before TensorFlow is
+    imported, so a mistyped path is reported at once)."""
+    for flag, folders in (("--train-dir", config.train_dirs), ("--val-dir", config.val_dirs),
+                          ("--unpaired-dir", config.unpaired_dirs),
+                          ("--pair-dir", config.pair_dirs)):
+        for folder in folders:
+            if not os.path.isdir(folder):
+                raise TrainError(f"{flag} {folder}: no such folder")
+
+
 def preflight(config, data=True):
     """Checks that need the scale but not TensorFlow: settings, folders, the degradation.
     ``data=False`` (a dry run) leaves out the folders and the cluster."""
@@ -177,12 +188,8 @@ def preflight(config, data=True):
         if config.patch_size % int(s):
             raise TrainError(f"--patch-size {config.patch_size} must be a multiple of --scale "
                              f"{s}")
-    for flag, folders in (("--train-dir", config.train_dirs), ("--val-dir", config.val_dirs),
-                          ("--unpaired-dir", config.unpaired_dirs),
-                          ("--pair-dir", config.pair_dirs)):
-        for folder in folders if data else ():
-            if not os.path.isdir(folder):
-                raise TrainError(f"{flag} {folder}: no such folder")
+    if data:
+        check_folders(config)
     for folder in config.pair_dirs if data else ():
         pair_folders(folder)
     if config.init_weights:
@@ -432,6 +439,7 @@ def _new_folder(path):
 
 
 def _train(config, argv, resume, explicit, log, progress, stop_at, threads):
+    check_folders(config)
     config = recipe_as_model(config)
     from_settings = resume
     if resume:
