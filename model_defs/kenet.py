@@ -27,7 +27,8 @@ def _residual(g, x, conv):
 
 
 @register_model("kenet", recipe="kenet")
-def kenet(nf: int = 64, fc: int = 1024, size: int = 0, channels: int = 3, scale: int = 4):
+def kenet(nf: int = 64, fc: int = 1024, size: int = 0, channels: int = 3, scale: int = 4,
+          pool: str = "last", norm: str = "none"):
     """KENet, in the forward order of the paper's figure.
 
     conv + ReLU + residual block at the LR size; three stages of 2x2 max-pooling, a conv of
@@ -42,23 +43,39 @@ def kenet(nf: int = 64, fc: int = 1024, size: int = 0, channels: int = 3, scale:
         channels: image channels.
         scale: the SR factor the estimator is trained for (it sets the default size; the
             network itself works on any LR image of at least 8x8 pixels).
+        pool: ``"last"`` (the paper's figure): the dense layers read the global average of
+            the last stage; ``"stages"``: the global averages of stages 1, 2 and 3,
+            concatenated (ours: the middle stages hold the direction of a blur along a
+            diagonal, which the last one drops; docs/kenet.md, "Direction and elongation").
+        norm: ``"none"`` (the paper's) or ``"layer"``: each global average through a layer
+            normalisation before the dense layers, so they read it independent of the image's
+            contrast (ours, as ``pool``).
     """
     side = kernel_size_for(scale, size)
     if nf < 1 or fc < 1 or channels < 1 or side < 1 or side % 2 == 0:
         raise HyperparameterError(f"kenet needs nf, fc, channels >= 1 and an odd size; got "
                                   f"nf={nf}, fc={fc}, channels={channels}, size={side}")
+    if pool not in ("last", "stages") or norm not in ("none", "layer"):
+        raise HyperparameterError(f"kenet: pool must be 'last' or 'stages' and norm 'none' or "
+                                  f"'layer'; got pool={pool!r}, norm={norm!r}")
     g = Links("KENet", meta={"scale": scale, "color": "rgb", "output": "kernel",
                              "kernel_size": side})
     x = g.input("lr", shape=(None, None, channels))
     conv = {"filters": nf, "kernel_size": 3, "padding": "same"}
     y = g("relu", g("convo", x, par=conv), sub="ReLU")
     y = _residual(g, y, conv)
+    stages = [y]
     for stage in (1, 2, 3):
         width = {"filters": nf * stage, "kernel_size": 3, "padding": "same"}
         y = g("pool", y, sub="MaxPooling2D", par={"pool_size": 2, "strides": 2})
         y = g("relu", g("convo", y, par=width), sub="ReLU")
         y = _residual(g, y, width)
-    y = g("gpool", y, sub="GlobalAveragePooling2D")
+        stages.append(y)
+    read = stages[-1:] if pool == "last" else stages[1:]     # the paper's, or stages 1-3
+    pooled = [g("gpool", t, sub="GlobalAveragePooling2D") for t in read]
+    if norm == "layer":
+        pooled = [g("norm", t, sub="LayerNormalization") for t in pooled]
+    y = pooled[0] if len(pooled) == 1 else g("concat", *pooled, sub="Concatenate")
     y = g("dense", y, sub="Dense", par={"units": fc, "activation": "relu"})
     y = g("dense", y, sub="Dense", par={"units": fc, "activation": "relu"})
     y = g("dense", y, sub="Dense", par={"units": side * side})

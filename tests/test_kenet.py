@@ -90,6 +90,38 @@ def test_kenet_refuses_an_even_kernel_size():
         visionfw.model_dict("kenet", size=10)
 
 
+def test_kenet_stage_head_reads_stages_one_to_three_independent_of_contrast():
+    """pool=stages, norm=layer: the first dense layer reads the pooled features of stages 1-3
+    (nf, 2 nf and 3 nf channels), each layer-normalised. With the convolutions' biases at
+    zero the trunk is positively homogeneous, so the logits for an image three times as bright
+    are the same; without the normalisation they are not."""
+    import keras
+
+    rng = np.random.default_rng(3)
+    # bright enough that the pooled features' variance is far above the normalisation's
+    # epsilon (1e-3); compared before the softmax, which a large input saturates
+    x = 20.0 * rng.random((2, 24, 32, 3), np.float32)
+    change = {}
+    for norm in ("layer", "none"):
+        model = visionfw.build_model("kenet", scale=2, pool="stages", norm=norm, **TINY_KENET)
+        dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+        assert dense[0].get_weights()[0].shape[0] == 6 * TINY_KENET["nf"]
+        norms = [l for l in model.layers if isinstance(l, keras.layers.LayerNormalization)]
+        assert len(norms) == (3 if norm == "layer" else 0)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Conv2D):
+                w, b = layer.get_weights()
+                layer.set_weights([w, np.zeros_like(b)])
+        k1 = np.asarray(model(x))
+        np.testing.assert_allclose(k1.sum(axis=(1, 2)), 1.0, atol=1e-5)
+        logits = keras.Model(model.inputs, dense[-1].output)    # before the softmax
+        a, b = np.asarray(logits(x)), np.asarray(logits(3.0 * x))
+        change[norm] = np.abs(a - b).max() / np.abs(a).max()
+    assert change["layer"] < 1e-4 and change["none"] > 0.1
+    with pytest.raises(Exception, match="norm 'none' or 'layer'"):
+        visionfw.model_dict("kenet", norm="batch")
+
+
 # ---------------------------------------------------------------- protocols and the baseline
 
 def test_aniso_protocols_use_kenets_size_and_the_same_kernels():
