@@ -64,14 +64,14 @@ def kenet(nf: int = 64, fc: int = 1024, size: int = 0, channels: int = 3, scale:
     conv = {"filters": nf, "kernel_size": 3, "padding": "same"}
     y = g("relu", g("convo", x, par=conv), sub="ReLU")
     y = _residual(g, y, conv)
-    stages = [y]
+    stages = []
     for stage in (1, 2, 3):
         width = {"filters": nf * stage, "kernel_size": 3, "padding": "same"}
         y = g("pool", y, sub="MaxPooling2D", par={"pool_size": 2, "strides": 2})
         y = g("relu", g("convo", y, par=width), sub="ReLU")
         y = _residual(g, y, width)
         stages.append(y)
-    read = stages[-1:] if pool == "last" else stages[1:]     # the paper's, or stages 1-3
+    read = stages[-1:] if pool == "last" else stages         # the paper's, or stages 1-3
     pooled = [g("gpool", t, sub="GlobalAveragePooling2D") for t in read]
     if norm == "layer":
         pooled = [g("norm", t, sub="LayerNormalization") for t in pooled]
