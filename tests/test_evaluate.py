@@ -176,6 +176,7 @@ def test_test_py_json_report_from_weights_alone(folder, tmp_path):
     assert set(res) >= {"dataset", "model", "scale", "psnr", "ssim", "images"}
     assert [i["name"] for i in res["images"]] == ["img0", "img1"]
     assert report["protocol"]["self_ensemble"] is True
+    assert report["protocol"]["lr"].startswith("LR made by MATLAB-bicubic imresize")
     assert "img1" in r.stdout
 
 
@@ -188,9 +189,11 @@ def test_lr_dir_is_used_instead_of_generated_lr(folder, tmp_path):
     r = run_test_py("bicubic", "--scale", "2", "--dataset", str(folder), "--lr-dir", str(lr_dir),
                     "--json", str(out))
     assert r.returncode == 0, r.stderr
-    res = json.loads(out.read_text())["results"][0]
+    report = json.loads(out.read_text())
+    res = report["results"][0]
     generated = run_test_py("bicubic", "--scale", "2", "--dataset", str(folder))
     assert res["degradation"] == "given LR images"
+    assert report["protocol"]["lr"].startswith("given LR images")
     # a flat grey LR scores far below the LR made from the ground truth
     assert res["psnr"] < float(generated.stdout.split("mean")[1].split()[0]) - 3
 

@@ -151,6 +151,9 @@ def test_the_method_scores_usrnet_and_its_data_steps(usrnet_file, tmp_path):
     assert r["also"]["data steps alone"]["psnr"] == pytest.approx(
         np.mean([i["also"]["data steps alone"]["psnr"] for i in r["images"]]))
     assert report["protocol"]["kernel"] == "true"
+    assert report["protocol"]["lr"] == ("LR made by the degradation 'gaussian(sigma=1.2,"
+                                        "padding=circular)+direct' of the HR cropped to a "
+                                        "multiple of the scale")
     with pytest.raises(Exception, match="needs the true kernel"):
         method(lr, None, {})
     with pytest.raises(Exception, match="the 25x25 kernel is larger than the 20x20 SR image"):

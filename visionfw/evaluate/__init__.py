@@ -117,6 +117,11 @@ def evaluate(model, datasets, scale=None, degradation="bicubic", seed=0, channel
                      "degradation": "given LR images" if lr_dir else degradation, "seed": seed,
                      "self_ensemble": bool(method.ensemble), "tile": method.tile,
                      "tile_overlap": method.tile_overlap if method.tile else None})
+    if lr_dir:
+        protocol["lr"] = "given LR images (--lr-dir), read as they are"
+    elif degradation != "bicubic":
+        protocol["lr"] = (f"LR made by the degradation '{degradation}' of the HR cropped to a "
+                          "multiple of the scale")
     protocol.update(method.protocol())
     if method.shrink:
         margin = method.shrink // 2
