@@ -457,3 +457,90 @@ def test_kenet_usrnet_ensemble_feeds_usrnet_the_mean_of_turned_back_estimates(pi
                                    "estimator": visionfw.build_model(
                                        "dan-kernel-estimator", nf=4, nb=1, size=5, scale=2)},
                     ensemble=True)
+
+
+# ---------------------------------------------------------------- the kernel's temperature
+
+def gaussian_by_hand(side, cov):
+    """A centred anisotropic Gaussian on a side x side grid from its covariance, summing one."""
+    r = np.arange(side) - side // 2
+    y, x = np.meshgrid(r, r, indexing="ij")
+    p = np.stack([x.ravel(), y.ravel()])
+    inv = np.linalg.inv(cov)
+    k = np.exp(-0.5 * np.einsum("in,ij,jn->n", p, inv, p)).reshape(side, side)
+    return k / k.sum()
+
+
+def test_temperature_scales_a_gaussians_covariance_and_is_a_softmax_temperature():
+    from visionfw.methods.kernel import temper
+
+    cov = np.array([[4.0, 1.5], [1.5, 1.2]])
+    for t in (0.5, 0.8, 1.7):
+        np.testing.assert_allclose(temper(gaussian_by_hand(21, cov), t),
+                                   gaussian_by_hand(21, t * cov), atol=1e-12)
+    logits = np.random.default_rng(4).normal(size=(5, 5)) * 3
+    soft = np.exp(logits) / np.exp(logits).sum()
+    sharper = np.exp(logits / 0.6) / np.exp(logits / 0.6).sum()
+    np.testing.assert_allclose(temper(soft, 0.6), sharper, atol=1e-12)
+    k = soft.astype(np.float32)
+    assert temper(k, 1.0) is not k and np.array_equal(temper(k, 1.0), k)   # as it is
+    # a peak far below float64's tiny: scaled before the power, not lost
+    tiny = soft * 1e-300
+    np.testing.assert_allclose(temper(tiny, 0.1), temper(soft, 0.1), rtol=1e-9)
+
+
+def test_kenet_usrnet_temperature_feeds_usrnet_the_tempered_estimate_and_mean(pipeline_files,
+                                                                             tmp_path):
+    from visionfw.evaluate import EvaluationError, make_method
+
+    usrnet = visionfw.load_model(pipeline_files["usrnet"])
+    kenet = visionfw.load_model(pipeline_files["kenet"])
+    lr = np.random.default_rng(5).random((16, 16, 3)).astype(np.float32)
+    true = np.zeros((11, 11), np.float32)
+    true[5, 5] = 1
+    labels = {"kernel": true, "noise_sigma": np.float32(0)}
+    plain = make_method("kenet+usrnet", {"model": usrnet, "estimator": kenet})
+    method = make_method("kenet+usrnet", {"model": usrnet, "estimator": kenet},
+                         temperature=0.5, mean_temperature=0.7)
+    got, base = method(lr, None, labels), plain(lr, None, labels)
+    est = base["kernel"].astype(np.float64)
+    want = est ** 2 / (est ** 2).sum()
+    np.testing.assert_allclose(got["kernel"], want, atol=1e-6)
+    mean = plain.mean_kernel(11).astype(np.float64)
+    np.testing.assert_allclose(method.mean_kernel(11), mean ** (1 / 0.7) / (mean ** (1 / 0.7)).sum(),
+                               atol=1e-6)
+
+    def usr(k):
+        return usrnet.predict([lr[None], k[None], np.float32([2]), np.float32([0])],
+                              verbose=0)[0]
+
+    np.testing.assert_allclose(got["sr"][0], usr(got["kernel"]), atol=1e-5)
+    np.testing.assert_allclose(got["also"]["USRNet + mean kernel"][0],
+                               usr(method.mean_kernel(11)), atol=1e-5)
+    # the true-kernel row is never tempered
+    np.testing.assert_allclose(got["also"]["USRNet + true kernel"][0],
+                               base["also"]["USRNet + true kernel"][0], atol=1e-6)
+    p = method.protocol()
+    assert p["kernel_temperature"] == 0.5 and p["mean_kernel_temperature"] == 0.7
+    # kernel-estimator and mean-kernel take the same parameter and agree
+    estimator = make_method("kernel-estimator", {"model": kenet}, temperature=0.5)
+    np.testing.assert_allclose(estimator(lr, None, {})["kernel"], got["kernel"], atol=1e-6)
+    assert estimator.protocol()["kernel_temperature"] == 0.5
+    mean_method = make_method("mean-kernel", {}, scale=2, temperature=0.7)
+    np.testing.assert_allclose(mean_method(lr, None, {})["kernel"], method.mean_kernel(11),
+                               atol=1e-6)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(EvaluationError, match="a temperature is a number above 0"):
+            make_method("kenet+usrnet", {"model": usrnet, "estimator": kenet}, temperature=bad)
+    with pytest.raises(EvaluationError, match="DAN's kernel is fed back"):
+        make_method("dan+usrnet", {"model": usrnet,
+                                   "estimator": visionfw.build_model(
+                                       "dan-kernel-estimator", nf=4, nb=1, size=5, scale=2)},
+                    temperature=0.9)
+    images = write_images(tmp_path / "imgs", n=1, size=(32, 32))
+    r = run_cli("test.py", "kenet+usrnet", "--dataset", images, "--scale", "2",
+                "--degradation", "aniso-direct", "--weights", f"model={pipeline_files['usrnet']}",
+                "--weights", f"estimator={pipeline_files['kenet']}", "--method-param",
+                "temperature=0")
+    assert r.returncode != 0 and "a temperature is a number above 0" in r.stderr
+    assert "Traceback" not in r.stderr

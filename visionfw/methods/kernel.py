@@ -22,11 +22,14 @@ class KernelEstimatorMethod(Method):
     labels = ("kernel",)
     params = (Hyperparameter("pca", str, "", "PCA file that decodes a kernel-code output"),
               Hyperparameter("ensemble", bool, False, "average the kernels estimated from the 8 "
-                             "flips and turns of the LR image, each turned back"))
+                             "flips and turns of the LR image, each turned back"),
+              Hyperparameter("temperature", float, 1.0, "the estimate raised to 1/T and "
+                             "renormalised (a softmax's temperature; T < 1 narrows it)"))
 
     def check(self):
         from visionfw.inference import Predictor
 
+        check_temperature(self.options["temperature"], "temperature")
         model = self.networks["model"]
         meta = model_meta(model)
         self.output = meta.get("output", "image")
@@ -51,6 +54,7 @@ class KernelEstimatorMethod(Method):
     def protocol(self):
         out = super().protocol()
         out["kernel_ensemble"] = bool(self.options["ensemble"])
+        out["kernel_temperature"] = float(self.options["temperature"])
         return out
 
     def estimate(self, lr):
@@ -65,8 +69,39 @@ class KernelEstimatorMethod(Method):
 
     def __call__(self, lr, bicubic, labels):
         if self.options["ensemble"]:
-            return {"kernel": dihedral_kernel_mean(self.estimate, lr).astype(np.float32)}
-        return {"kernel": self.estimate(lr).astype(np.float32)}
+            kernel = dihedral_kernel_mean(self.estimate, lr)
+        else:
+            kernel = self.estimate(lr)
+        return {"kernel": temper(kernel, self.options["temperature"]).astype(np.float32)}
+
+
+def check_temperature(value, name):
+    """A temperature must be a positive number: one line otherwise."""
+    if not np.isfinite(value) or value <= 0:
+        raise MethodError(f"--method-param {name}={value}: a temperature is a number above 0 "
+                          "(1 leaves the kernel as it is, below 1 narrows it)")
+
+
+def temper(kernel, temperature=1.0):
+    """``kernel`` raised to ``1 / temperature`` and renormalised to sum one (float64; at
+    temperature 1 the kernel as it is).
+
+    For an estimator ending in a softmax this is the softmax of its logits divided by the
+    temperature; for a Gaussian kernel of covariance C it is the Gaussian of covariance
+    ``temperature * C``. An estimator trained with an L1 loss on small patches hedges
+    between the kernels a patch cannot tell apart, and their average is wider than any of
+    them; a temperature below 1, chosen on images outside the test sets, takes part of that
+    width back (docs/kenet.md, "Temperature").
+    """
+    kernel = np.asarray(kernel, np.float64)
+    if temperature == 1.0:
+        return kernel                                     # as it is
+    kernel = np.clip(kernel, 0.0, None)
+    peak = kernel.max()
+    if peak <= 0:
+        raise MethodError("the estimated kernel is zero everywhere; nothing to temper")
+    out = (kernel / peak) ** (1.0 / float(temperature))   # scaled first: no underflow of the peak
+    return out / out.sum()
 
 
 def dihedral_kernel_mean(estimate, lr):
@@ -134,7 +169,9 @@ class MeanKernelMethod(Method):
     labels = ("kernel",)
     params = (Hyperparameter("training", str, "", "the training degradation whose mean kernel "
                              "is the answer (default: KENet's at the scale)"),
-              Hyperparameter("samples", int, 10000, "kernels averaged"))
+              Hyperparameter("samples", int, 10000, "kernels averaged"),
+              Hyperparameter("temperature", float, 1.0, "the mean kernel raised to 1/T and "
+                             "renormalised"))
 
     def _scale(self, scale):
         if scale is None:
@@ -150,18 +187,21 @@ class MeanKernelMethod(Method):
                               "fixed answer; leave them out")
         if self.options["samples"] < 1:
             raise MethodError("mean-kernel: --samples must be at least 1")
+        check_temperature(self.options["temperature"], "temperature")
         self.training = self.options["training"] or default_training(self.scale)
         try:
             self.kernel = mean_training_kernel(self.training, self.options["samples"])
         except DegradationError as exc:
             raise MethodError(f"mean-kernel --training: {exc}") from None
+        self.kernel = temper(self.kernel, self.options["temperature"])
 
     def __call__(self, lr, bicubic, labels):
         return {"kernel": self.kernel.astype(np.float32)}
 
     def protocol(self):
         out = super().protocol()
-        out.update(training=self.training, samples=self.options["samples"])
+        out.update(training=self.training, samples=self.options["samples"],
+                   kernel_temperature=float(self.options["temperature"]))
         return out
 
 

@@ -122,7 +122,8 @@ class USRNetMethod(NonBlindMethod):
         from visionfw.methods.kernel import KernelEstimatorMethod
 
         return KernelEstimatorMethod({"model": network}, scale=self.scale,
-                                     ensemble=bool(self.options.get("ensemble", False)))
+                                     ensemble=bool(self.options.get("ensemble", False)),
+                                     temperature=float(self.options.get("temperature", 1.0)))
 
     def check_fits(self, lr, kernel):
         """The data step needs a kernel no larger than the SR image (or tile): one line."""
@@ -204,6 +205,10 @@ class EstimatorUSRNetMethod(USRNetMethod):
               Hyperparameter("ensemble", bool, False, "the estimator's kernel: the mean of its "
                              "estimates from the 8 flips and turns of the LR image, each turned "
                              "back"),
+              Hyperparameter("temperature", float, 1.0, "the estimator's kernel raised to 1/T "
+                             "and renormalised (T < 1 narrows it; docs/kenet.md)"),
+              Hyperparameter("mean_temperature", float, 1.0, "the same for the mean-kernel "
+                             "row's kernel"),
               USRNetMethod.params[0])
 
     def check(self):
@@ -224,6 +229,10 @@ class EstimatorUSRNetMethod(USRNetMethod):
             raise MethodError(f"--weights estimator={estimator.name} estimates the kernels of "
                               f"x{trained} LR images, not x{self.scale}: give an estimator "
                               f"trained at x{self.scale}")
+        from visionfw.methods.kernel import check_temperature
+
+        for name in ("temperature", "mean_temperature"):
+            check_temperature(self.options[name], name)
         super().check()
         self.labels = ()                    # blind; the true-kernel row only where known
         side = self._estimate_side(estimator)
@@ -264,12 +273,14 @@ class EstimatorUSRNetMethod(USRNetMethod):
     def mean_kernel(self, size):
         from visionfw.degradation import DegradationError
         from visionfw.degradation.metrics import mean_training_kernel
+        from visionfw.methods.kernel import temper
 
         if self._mean is None:
             try:
-                self._mean = mean_training_kernel(self.training_spec(size)).astype(np.float32)
+                mean = mean_training_kernel(self.training_spec(size))
             except DegradationError as exc:
                 raise MethodError(f"kenet+usrnet --training: {exc}") from None
+            self._mean = temper(mean, self.options["mean_temperature"]).astype(np.float32)
         return self._mean
 
     def restore(self, lr, labels, kernel, iterations=False):
@@ -310,6 +321,8 @@ class EstimatorUSRNetMethod(USRNetMethod):
         out = super().protocol()
         out.update(kernel="estimated", estimated_kernel_size=self.side,
                    kernel_ensemble=bool(self.options["ensemble"]),
+                   kernel_temperature=float(self.options["temperature"]),
+                   mean_kernel_temperature=float(self.options["mean_temperature"]),
                    kernel_centre="tap size // 2 (USRNet's); odd sizes fed as they are",
                    mean_kernel_training=self.training_spec(self.side))
         return out
@@ -345,6 +358,10 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
                               "kenet+usrnet")
         if self.options["iterations"] < 0:
             raise MethodError("--method-param iterations must be 1 or more (0: as trained)")
+        if self.options["temperature"] != 1.0:
+            raise MethodError("dan+usrnet: --method-param temperature tempers the kernel of an "
+                              "estimator of the LR image alone (kenet+usrnet); DAN's kernel is "
+                              "fed back into its loop: leave it out")
         if self.options["ensemble"]:
             raise MethodError("dan+usrnet: --method-param ensemble averages the kernels of an "
                               "estimator of the LR image alone (kenet+usrnet); DAN's estimator "
