@@ -8,7 +8,7 @@ import pytest
 
 import visionfw
 from tests.train_utils import (assert_same_state, assert_same_steps_on_both_paths, make_trainer,
-                               run_cli, tiny_config, write_images)
+                               resume_from_copy, run_cli, tiny_config, write_images)
 
 BLUR = "gaussian(sigma=0.5~3,size=21)+bicubic"
 TINY = {"nf": "8", "nb": "2", "code_len": "4"}
@@ -157,15 +157,13 @@ def test_delta_start_and_detached_gradients(tmp_path, images):
 
 
 def test_one_step_and_bit_exact_resume(tmp_path, images):
-    straight = make_trainer(dan_config(tmp_path / "a", images))
+    straight = make_trainer(dan_config(tmp_path / "a", images, save_every=2))
     before = [np.array(v) for v in straight.recipe.networks["estimator"].weights]
     assert straight.fit()["step"] == 4
     assert int(straight.recipe.optimizers["dan"].iterations.numpy()) == 4   # one Adam, both nets
     after = straight.recipe.networks["estimator"].weights
     assert any(not np.allclose(a, np.asarray(b)) for a, b in zip(before, after))
-    first = make_trainer(dan_config(tmp_path / "b", images))
-    assert first.fit(stop_at=2)["stopped"] == "stop_at"
-    second = make_trainer(dan_config(tmp_path / "b", images), resume=True)
+    second = resume_from_copy(tmp_path / "a", dan_config(tmp_path / "b", images), 2)
     assert second.fit(resume=True)["step"] == 4
     assert_same_state(straight, second)
     for name in ("last.weights.h5", "last.estimator.weights.h5"):
@@ -349,8 +347,9 @@ def test_the_loop_gives_the_same_iterations_through_xla_and_the_graph(dan_run, m
     assert len(steps) == 2
 
 
-def danusr_config(out, images, usrnet_file, **params):
+def danusr_config(out, images, usrnet_file, save_every=None, **params):
     return tiny_config(out, images, model="dan-kernel-estimator", recipe="dan-usrnet",
+                       save_every=save_every,
                        hparams={"nf": "8", "nb": "1", "size": "9"}, scale=2, steps=4,
                        batch_size=2, patch_size=32,
                        degradation="randomblur(size=9,padding=circular)+direct+noise(0~5)",
@@ -363,7 +362,7 @@ def test_dan_usrnet_step_trains_the_estimator_alone_and_resumes_bit_exactly(tmp_
     from visionfw.recipes.kenet import kernel_loss
     from visionfw.train import TrainError
 
-    straight = make_trainer(danusr_config(tmp_path / "a", images, usrnet_file))
+    straight = make_trainer(danusr_config(tmp_path / "a", images, usrnet_file, save_every=2))
     recipe = straight.recipe
     assert recipe.options["loss"] == "attention"               # KENet's loss by default
     assert float(recipe.optimizers["dan"].epsilon) == 1e-8      # PyTorch's, as DANv2's
@@ -374,9 +373,8 @@ def test_dan_usrnet_step_trains_the_estimator_alone_and_resumes_bit_exactly(tmp_
     assert any(not np.allclose(a, np.asarray(b)) for a, b in zip(before, after))
     assert all(np.array_equal(a, np.asarray(b))
                for a, b in zip(frozen, recipe.networks["usrnet"].weights))
-    first = make_trainer(danusr_config(tmp_path / "b", images, usrnet_file))
-    assert first.fit(stop_at=2)["stopped"] == "stop_at"
-    second = make_trainer(danusr_config(tmp_path / "b", images, usrnet_file), resume=True)
+    second = resume_from_copy(tmp_path / "a", danusr_config(tmp_path / "b", images,
+                                                             usrnet_file), 2)
     assert second.fit(resume=True)["step"] == 4
     assert_same_state(straight, second)
     # the recipe's kernel loss is the registered one the parameters name

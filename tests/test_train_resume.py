@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.train_utils import make_trainer, tiny_config, weights, write_images
+from tests.train_utils import (make_trainer, resume_from_copy, tiny_config, weights,
+                               write_images)
 from visionfw.train.trainer import NonFiniteLoss
 
 
@@ -18,15 +19,12 @@ def images(tmp_path_factory):
      "milestones": [2, 4]},
 ], ids=["uniform", "psnr-gain-ema-clip"])
 def test_resumed_run_matches_uninterrupted_run(tmp_path, images, extra):
-    straight = make_trainer(tiny_config(tmp_path / "a", images, **extra))
+    straight = make_trainer(tiny_config(tmp_path / "a", images, save_every=3, **extra))
     result = straight.fit()
     assert result["step"] == 6 and result["stopped"] is None
 
-    first = make_trainer(tiny_config(tmp_path / "b", images, **extra))
-    assert first.fit(stop_at=3)["stopped"] == "stop_at"
-    before = weights(first)
-    second = make_trainer(tiny_config(tmp_path / "b", images, **extra), resume=True)
-    assert int(second.step.numpy()) == 0
+    second = resume_from_copy(tmp_path / "a", tiny_config(tmp_path / "b", images, **extra), 3)
+    before = weights(second)
     assert second.fit(resume=True)["step"] == 6
 
     a, b = weights(straight), weights(second)
@@ -76,12 +74,18 @@ def test_val_csv_loss_and_seconds_continue_across_a_resume(tmp_path, images):
             return list(csv.DictReader(f))
 
     extra = dict(val_every=2, val_dirs=[images])
-    straight = make_trainer(tiny_config(tmp_path / "a", images, **extra), validation=True)
+    straight = make_trainer(tiny_config(tmp_path / "a", images, save_every=3, **extra),
+                            validation=True)
     straight.fit()
-    first = make_trainer(tiny_config(tmp_path / "b", images, **extra), validation=True)
-    first.fit(stop_at=3)                       # validated at 2, stopped (checkpoint) at 3
-    second = make_trainer(tiny_config(tmp_path / "b", images, **extra), resume=True,
-                          validation=True)
+    # the copy is rolled back to the checkpoint of step 3, with val.csv's rows of steps 4 and
+    # 6 still in it, as a kill after step 4 leaves the folder
+    second = resume_from_copy(tmp_path / "a", tiny_config(tmp_path / "b", images, **extra), 3,
+                              validation=True)
+    stale = rows(tmp_path / "b")               # marked, so that only rewritten rows match
+    with open(tmp_path / "b" / "val.csv", "w", newline="") as f:
+        out = csv.DictWriter(f, fieldnames=list(stale[0]))
+        out.writeheader()
+        out.writerows(dict(r, loss="9.99") if int(r["step"]) > 3 else r for r in stale)
     second.fit(resume=True)
     a, b = rows(tmp_path / "a"), rows(tmp_path / "b")
     assert [r["step"] for r in a] == [r["step"] for r in b] == ["2", "4", "6"]

@@ -62,6 +62,33 @@ def make_trainer(config, resume=False, validation=False):
                          validation=validation)
 
 
+def resume_from_copy(straight_dir, config, step, validation=False):
+    """A trainer resumed at ``step`` in a copy of the run folder ``straight_dir``: the copy is
+    rolled back to the checkpoint that run saved at ``step`` (its later checkpoints removed), as
+    a run killed just after that checkpoint leaves its folder. With the uninterrupted run itself
+    as the reference, a resume test builds two trainers instead of three (the run stopped at
+    ``step`` being the same as the uninterrupted one up to there). ``config.out`` names the
+    copy; the caller calls ``fit(resume=True)``."""
+    import shutil
+
+    import tensorflow as tf
+
+    shutil.copytree(straight_dir, config.out)
+    folder = os.path.join(config.out, "checkpoints")
+    saved = tf.train.get_checkpoint_state(folder).all_model_checkpoint_paths
+    kept = [p for p in saved if int(p.rsplit("-", 1)[1]) <= step]
+    assert kept and kept[-1].endswith(f"-{step}"), f"no checkpoint of step {step} in {saved}"
+    for path in saved[len(kept):]:
+        for name in os.listdir(folder):
+            if name.startswith(os.path.basename(path) + "."):
+                os.remove(os.path.join(folder, name))
+    tf.compat.v1.train.update_checkpoint_state(folder, os.path.basename(kept[-1]),
+                                               [os.path.basename(p) for p in kept])
+    trainer = make_trainer(config, resume=True, validation=validation)
+    assert trainer.restore() == step
+    return trainer
+
+
 def weights(trainer):
     """Every variable of the networks and optimisers, as NumPy arrays."""
     out = []
