@@ -91,7 +91,7 @@ def temper(kernel, temperature=1.0):
     ``temperature * C``. An estimator trained with an L1 loss on small patches hedges
     between the kernels a patch cannot tell apart, and their average is wider than any of
     them; a temperature below 1, chosen on images outside the test sets, takes part of that
-    width back (docs/kenet.md, "Temperature").
+    width back (docs/kenet.md, "Width: patch size and temperature").
     """
     kernel = np.asarray(kernel, np.float64)
     if temperature == 1.0:
