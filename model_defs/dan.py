@@ -124,7 +124,7 @@ def _dual_path_group(g, x, c, nb, width):
 
 @register_model("dan-kernel-estimator", recipe="dan-usrnet")
 def dan_kernel_estimator(nf: int = 64, nb: int = 5, size: int = 25, channels: int = 3,
-                         scale: int = 4):
+                         scale: int = 4, norm: str = "none"):
     """DANv2's Estimator, which emits the kernel itself, for a restorer that takes kernels
     (USRNet). As the official DANv2 code (``codes/config/DANv2/models/modules/dan_arch.py``):
     the LR image through a 5x5 convolution to ``nf // 2`` channels; the current SR image
@@ -142,7 +142,15 @@ def dan_kernel_estimator(nf: int = 64, nb: int = 5, size: int = 25, channels: in
         size: the kernel's side (odd; 25: the kernels the zoo USRNet trained on).
         channels: image channels.
         scale: the SR factor (the stride that brings SR to LR size).
+        norm: ``"none"`` (DANv2's) or ``"layer"``: the global average through a layer
+            normalisation before the dense layer (ours, off by default), so that the kernel
+            does not follow the images' contrast: the group multiplies LR features by SR
+            features, so without it the logits grow nearly with the square of the contrast
+            and the softmax sharpens or flattens with it (as KENet's ``norm``; docs/dan.md).
     """
+    if norm not in ("none", "layer"):
+        raise HyperparameterError(f"dan-kernel-estimator: norm must be 'none' or 'layer'; "
+                                  f"got {norm!r}")
     if min(nf // 2, nb, channels, scale, size) < 1 or size % 2 == 0:
         raise HyperparameterError(f"dan-kernel-estimator needs nf >= 2, nb, channels, scale >= 1 "
                                   f"and an odd size; got nf={nf}, nb={nb}, channels={channels}, "
@@ -160,6 +168,8 @@ def dan_kernel_estimator(nf: int = 64, nb: int = 5, size: int = 25, channels: in
     f = _dual_path_group(g, f, c, nb, half)
     f = g("convo", f, par=_conv(nf))
     f = g("pool", f, sub="GlobalAveragePooling2D")
+    if norm == "layer":
+        f = g("norm", f, sub="LayerNormalization")
     f = g("dense", f, par={"units": size * size})
     f = g("softmax", f, sub="Softmax")
     g("shape", f, sub="Reshape", par={"target_shape": (size, size)}, out="kernel")

@@ -277,6 +277,42 @@ def test_dan_kernel_estimator_emits_kernels():
     np.testing.assert_allclose(k.sum(axis=(1, 2)), 1.0, atol=1e-5)
 
 
+def test_dan_kernel_estimator_norm_makes_the_kernel_independent_of_contrast():
+    """norm=layer: the pooled features through a layer normalisation before the dense layer.
+    With the convolutions' biases at zero the group's products of LR and SR features are of
+    degree 2 in the brightness and dominate a bright pair: the logits for a pair three times
+    as bright nearly keep their values with the normalisation, and grow about 9 times
+    without it."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    lr = 100.0 * rng.random((2, 10, 12, 3), np.float32)
+    sr = 100.0 * rng.random((2, 20, 24, 3), np.float32)
+    change = {}
+    for norm in ("layer", "none"):
+        model = visionfw.build_model("dan-kernel-estimator", nf=8, nb=1, size=9, scale=2,
+                                     norm=norm)
+        norms = [l for l in model.layers if isinstance(l, keras.layers.LayerNormalization)]
+        assert len(norms) == (1 if norm == "layer" else 0)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Conv2D):
+                w, b = layer.get_weights()
+                layer.set_weights([w, np.zeros_like(b)])
+        k = np.asarray(model([lr, sr]))
+        assert k.shape == (2, 9, 9)
+        np.testing.assert_allclose(k.sum(axis=(1, 2)), 1.0, atol=1e-5)
+        dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)][-1]
+        logits = keras.Model(model.inputs, dense.output)          # before the softmax
+        a, b = np.asarray(logits([lr, sr])), np.asarray(logits([3.0 * lr, 3.0 * sr]))
+        change[norm] = np.abs(a - b).max() / np.abs(a).max()
+    # without it the logits grow about 9 times (the products' square); with it they move by
+    # what the LR features' own term (of degree 1) adds beside the products (of degree 2)
+    assert change["none"] > 5 and change["layer"] < 0.05
+    with pytest.raises(Exception, match="norm must be 'none' or 'layer'"):
+        visionfw.model_dict("dan-kernel-estimator", norm="batch")
+
+
 def test_train_and_test_dan_usrnet(usrnet_file, images, tmp_path):
     out = tmp_path / "run"
     r = run_cli("train.py", "dan-kernel-estimator", "--param", "nf=8", "--param", "nb=1",
