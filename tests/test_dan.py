@@ -8,7 +8,8 @@ import pytest
 
 import visionfw
 from tests.train_utils import (assert_same_state, assert_same_steps_on_both_paths, make_trainer,
-                               resume_from_copy, run_cli, tiny_config, write_images)
+                               resume_from_copy, run_cli, tiny_config, write_images,
+                               zero_conv_biases)
 
 BLUR = "gaussian(sigma=0.5~3,size=21)+bicubic"
 TINY = {"nf": "8", "nb": "2", "code_len": "4"}
@@ -295,10 +296,7 @@ def test_dan_kernel_estimator_norm_makes_the_kernel_independent_of_contrast():
                                      norm=norm)
         norms = [l for l in model.layers if isinstance(l, keras.layers.LayerNormalization)]
         assert len(norms) == (1 if norm == "layer" else 0)
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.Conv2D):
-                w, b = layer.get_weights()
-                layer.set_weights([w, np.zeros_like(b)])
+        zero_conv_biases(model)
         k = np.asarray(model([lr, sr]))
         assert k.shape == (2, 9, 9)
         np.testing.assert_allclose(k.sum(axis=(1, 2)), 1.0, atol=1e-5)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import visionfw
-from tests.train_utils import run_cli, write_images
+from tests.train_utils import run_cli, write_images, zero_conv_biases
 
 TINY_KENET = {"nf": 4, "fc": 16}
 TINY_USRNET = {"iterations": 2, "nc": 8, "nb": 1, "levels": 3, "hidden": 8, "scale": 2}
@@ -109,10 +109,7 @@ def test_kenet_stage_head_reads_stages_one_to_three_independent_of_contrast():
         assert dense[0].get_weights()[0].shape[0] == 6 * TINY_KENET["nf"]
         norms = [l for l in model.layers if isinstance(l, keras.layers.LayerNormalization)]
         assert len(norms) == (3 if norm == "layer" else 0)
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.Conv2D):
-                w, b = layer.get_weights()
-                layer.set_weights([w, np.zeros_like(b)])
+        zero_conv_biases(model)
         k1 = np.asarray(model(x))
         np.testing.assert_allclose(k1.sum(axis=(1, 2)), 1.0, atol=1e-5)
         logits = keras.Model(model.inputs, dense[-1].output)    # before the softmax

@@ -89,6 +89,17 @@ def resume_from_copy(straight_dir, config, step, validation=False):
     return trainer
 
 
+def zero_conv_biases(model):
+    """Set every Conv2D bias of ``model`` to zero: a trunk of convolutions, positively
+    homogeneous activations and products then scales with its input's brightness."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            w, b = layer.get_weights()
+            layer.set_weights([w, np.zeros_like(b)])
+
+
 def weights(trainer):
     """Every variable of the networks and optimisers, as NumPy arrays."""
     out = []
