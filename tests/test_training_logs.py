@@ -68,11 +68,13 @@ def test_train_csv_tensorboard_and_curves(tmp_path, images):
 def test_a_resume_rewrites_train_csv_from_its_step(tmp_path, images):
     first = make_trainer(tiny_config(tmp_path / "run", images, steps=6))
     first.log_every = 2
-    first.fit(stop_at=3)                       # rows 2 and 3; checkpoint at 3
+    stopped = first.fit(stop_at=3)             # rows 2 and 3; checkpoint at 3
+    assert stopped["stopped"] == "stop_at" and stopped["step"] == 3
     path = tmp_path / "run" / "train.csv"
     with open(path, "a") as f:                 # a row a kill left after the checkpoint
         f.write("5,0.5,0.001,1.0,2")
     second = make_trainer(tiny_config(tmp_path / "run", images, steps=6), resume=True)
+    assert int(second.step.numpy()) == 0       # restored by fit(resume=True), not before
     second.log_every = 2
     second.fit(resume=True)
     assert [int(r["step"]) for r in rows(path)] == [2, 3, 4, 6]
