@@ -152,3 +152,49 @@ def test_the_layer_that_reads_the_picture_runs_in_float32(bf16):
     assert float(np.asarray(first(x)).max()) == 0.5 + 1 / 1024
     keras.mixed_precision.set_global_policy("float32")
     assert {layer.compute_dtype for layer in visionfw.build(d).layers[1:]} == {"float32"}
+
+
+def test_links_of_vectors_run_in_float32_under_bf16(bf16):
+    """USRNet's hyper-parameter network (dense layers on the noise level and the scale) and
+    the alpha/beta it hands to the float32 data step are float32 under bf16, so they equal the
+    fp32 network's to the last bit; the ResUNet prior keeps the policy."""
+    import keras
+
+    hp = {"iterations": 2, "nc": 8, "nb": 1, "levels": 2, "hidden": 8}
+    model = visionfw.build_model("usrnet", compile=False, **hp)
+    dtypes = {layer.name: layer.compute_dtype for layer in model.layers}
+    vector_links = [n for n in dtypes if n.startswith(("dense_", "offset_", "take_"))]
+    assert len(vector_links) == 3 + 1 + 4
+    assert {dtypes[n] for n in vector_links} == {"float32"}
+    assert model.get_layer("prior_0").compute_dtype == "bfloat16"
+    sigma = np.array([7.0, 25.0], np.float32)
+    scale = np.array([4.0, 4.0], np.float32)
+    hyper = keras.Model(model.inputs, model.get_layer("offset_0").output)
+    got = np.asarray(hyper([np.zeros((2, 8, 8, 3), np.float32), np.zeros((2, 5, 5), np.float32),
+                            scale, sigma]))
+    weights = model.get_weights()
+    keras.mixed_precision.set_global_policy("float32")
+    ref_model = visionfw.build_model("usrnet", compile=False, **hp)
+    ref_model.set_weights(weights)
+    ref = keras.Model(ref_model.inputs, ref_model.get_layer("offset_0").output)
+    want = np.asarray(ref([np.zeros((2, 8, 8, 3), np.float32), np.zeros((2, 5, 5), np.float32),
+                           scale, sigma]))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    rounded = np.asarray(keras.ops.cast(keras.ops.cast(want, "bfloat16"), "float32"))
+    assert not np.array_equal(rounded, want)            # what a bfloat16 dense layer gives
+
+
+def test_a_code_map_is_not_the_picture_under_bf16(bf16):
+    """SFTMD stretches its code over the LR image's size (CodeMap reads the picture only for
+    its height and width): the SFT layer after the blocks keeps the bf16 policy as the ones
+    inside them, while the first convolution, which reads the image, is float32."""
+    model = visionfw.build_model("sftmd", compile=False, **tiny("sftmd"))
+    sft = [layer for layer in model.layers if layer.__class__.__name__ == "SFT"]
+    blocks = [layer for layer in model.layers if layer.name.startswith("block_")]
+    assert len(sft) == 1 and blocks
+    assert sft[0].compute_dtype == "bfloat16"
+    inner = [sub for block in blocks for sub in block.layers if sub.__class__.__name__ == "SFT"]
+    assert inner and {sub.compute_dtype for sub in inner} == {"bfloat16"}
+    first_conv = next(layer for layer in model.layers if layer.name.startswith("convo_"))
+    assert first_conv.compute_dtype == "float32"

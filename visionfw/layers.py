@@ -88,6 +88,9 @@ class CodeMap(keras.layers.Layer):
     """
 
     num_inputs = 2
+    # Under bf16 the builder keeps in float32 the layers that read the input image; this
+    # layer's output is the code, not the image, so what reads it keeps the policy.
+    passes_picture = False
 
     def call(self, inputs):
         features, code = inputs

@@ -152,10 +152,11 @@ def _build_plan(plan, name, path, trace, shared, shapes, nested=False, probe=Non
     probed = None if probe is None else {
         spec.node: (None, *shape) for spec, shape in zip(plan.inputs, probe)}
 
-    # Under a mixed policy (bf16 compute), a model's output merges and the layers that read its
-    # input image (and the weightless ones before them, such as a bicubic up-sampling) run in
-    # float32: see _float32_output_merges and _reads_the_picture. A nested block's plan is
-    # built inside its parent, which has decided this already.
+    # Under a mixed policy (bf16 compute), a model's output merges, the layers that read its
+    # input image (and the weightless ones before them, such as a bicubic up-sampling) and the
+    # layers of vectors run in float32: see _float32_output_merges, _reads_the_picture and
+    # _on_vectors. A nested block's plan is built inside its parent, which has decided this
+    # already.
     mixed = not nested and keras.mixed_precision.global_policy().name.startswith("mixed")
     exact = _float32_output_merges(plan) if mixed else set()
     picture = _picture_nodes(plan) if mixed else set()
@@ -163,12 +164,13 @@ def _build_plan(plan, name, path, trace, shared, shapes, nested=False, probe=Non
         xs = [tensors[n] for n in step.inputs]
         layer = shared.get(step.share) if step.share else None
         reads = _reads_the_picture(step, picture)
+        vectors = mixed and _on_vectors(step, xs)
         probe_xs = None if probed is None else [
             keras.KerasTensor(probed[n], dtype=x.dtype) for n, x in zip(step.inputs, xs)]
         if layer is None:
             with keras.name_scope(_layer_name(step)):
                 # Variables of a block's layers get paths such as 'block_3/conv1/kernel'.
-                layer = _make(step, xs, path, shared, float32=step in exact or reads,
+                layer = _make(step, xs, path, shared, float32=step in exact or reads or vectors,
                               probe_xs=probe_xs, probe_note=probe_note)
             if step.share:
                 shared[step.share] = layer
@@ -189,7 +191,7 @@ def _build_plan(plan, name, path, trace, shared, shapes, nested=False, probe=Non
         if probed is not None:
             for node, y in zip(step.outputs, _probe(step, layer, probe_xs, path, probe_note)):
                 probed[node] = tuple(y.shape)
-        if reads and not layer.weights:
+        if reads and not layer.weights and getattr(layer, "passes_picture", True):
             picture.update(step.outputs)       # still the picture: resized, padded, cropped
         if trace is not None:
             trace.steps.append(BuiltStep(step, layer, ys, xs))
@@ -232,6 +234,16 @@ def _reads_the_picture(step, picture):
     1 or 3 channels)."""
     return (bool(picture) and step.entry.kind == "layer" and not step.share
             and any(n in picture for n in step.inputs))
+
+
+def _on_vectors(step, xs):
+    """Whether a link is a layer whose inputs are all vectors (batch, features) or scalars: a
+    dense layer on pooled features, a noise level's hyper-parameter network, a code's offset.
+    Such layers cost next to nothing, and their outputs are parameters -- a kernel code, a
+    softmax kernel, USRNet's alpha and beta -- that bfloat16's 8 significant bits would round
+    before a float32 step uses them."""
+    return step.entry.kind == "layer" and bool(xs) and all(
+        x.shape is not None and len(x.shape) <= 2 for x in xs)
 
 
 def _call_args(step, xs):
