@@ -234,8 +234,9 @@ def precision_key(key, precision):
     return key if precision == "fp32" else key[: -len("_ms")] + f"_{precision}_ms"
 
 
-def worker(threads, runs, only, precision="fp32"):
-    """One process, one oneDNN setting, one precision: every case on the graph and XLA paths."""
+def worker(threads, runs, only, precision="fp32", paths=("graph", "xla")):
+    """One process, one oneDNN setting, one precision: every case on the graph and XLA paths
+    (or those of ``paths``)."""
     from visionfw import runtime
 
     runtime.import_tensorflow_quietly()
@@ -252,7 +253,7 @@ def worker(threads, runs, only, precision="fp32"):
         key = precision_key(base, precision)
         if only and base not in only and key not in only:
             continue
-        for jit in (False, True):
+        for jit in [p == "xla" for p in ("graph", "xla") if p in paths]:
             try:
                 ms, flops = time_case(name, hp, kind, shape, runs, jit, tf, visionfw, keras)
             except Exception as exc:  # a path that does not compile is reported, not fatal
@@ -268,10 +269,10 @@ def worker(threads, runs, only, precision="fp32"):
     print(json.dumps(out))
 
 
-def run_worker(onednn, threads, runs, only, precision="fp32"):
+def run_worker(onednn, threads, runs, only, precision="fp32", paths=("graph", "xla")):
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn, TF_CPP_MIN_LOG_LEVEL="3")
     cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--runs", str(runs),
-           "--precision", precision]
+           "--precision", precision, *[a for p in paths for a in ("--path", p)]]
     for key in only:
         cmd += ["--only", key]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -347,6 +348,10 @@ def time_first_steps(names=None):
 @click.option("--first-step", "first_step", multiple=True,
               help="Also time train.py to its first step: 'all' or recipe names (sftmd, ikc, "
                    "usrnet, kenet, dan, dan-usrnet, ikc_zoo).")
+@click.option("--onednn", type=click.Choice(["both", "on"]), default="both", show_default=True,
+              help="fp32 with oneDNN on and off, or on only (bf16 always runs with it on).")
+@click.option("--path", "paths", multiple=True, type=click.Choice(["graph", "xla"]),
+              help="Execution paths to time (repeatable; default: both).")
 @click.option("--worker", is_flag=True, hidden=True)
 def main(threads, runs, json_path, torch_python, only, worker_mode=None, **kw):
     """Time visionfw's models on every execution path; compare with PyTorch."""
@@ -354,10 +359,11 @@ def main(threads, runs, json_path, torch_python, only, worker_mode=None, **kw):
 
 
 def _main(threads, runs, json_path, torch_python, only, precisions, worker, rounds=2,
-          first_step=()):
+          first_step=(), onednn="both", paths=()):
     precisions = list(precisions) or ["fp32", "bf16"]
+    paths = tuple(paths) or ("graph", "xla")
     if worker:
-        return globals()["worker"](threads, runs, only, precisions[0])
+        return globals()["worker"](threads, runs, only, precisions[0], paths)
     import keras
     import tensorflow as tf
 
@@ -367,11 +373,14 @@ def _main(threads, runs, json_path, torch_python, only, precisions, worker, roun
                           "python": platform.python_version(), "tensorflow": tf.__version__,
                           "keras": keras.__version__, "threads": threads,
                           "fast_bf16": fast_bf16(), "date": time.strftime("%Y-%m-%d")},
+              "timed": {"onednn": onednn, "paths": list(paths), "runs": runs, "rounds": rounds},
               "cases": {}, "rounds": []}
     # fp32 on both oneDNN settings; bf16 only with oneDNN (TensorFlow's own kernels emulate it)
-    settings = [(p, flag) for p in precisions for flag in (("0", "1") if p == "fp32" else ("1",))]
+    both = onednn == "both"
+    settings = [(p, flag) for p in precisions
+                for flag in (("0", "1") if p == "fp32" and both else ("1",))]
     for _ in range(max(1, rounds)):
-        ours = {s: run_worker(s[1], threads, runs, only, s[0]) for s in settings}
+        ours = {s: run_worker(s[1], threads, runs, only, s[0], paths) for s in settings}
         theirs = _torch_times(torch_python, threads, runs, precisions) if torch_python else None
         result["rounds"].append({"visionfw": ours, "torch": theirs})
     _merge_rounds(result, precisions)
