@@ -355,6 +355,20 @@ def test_train_and_test_dan_usrnet(usrnet_file, images, tmp_path):
         k = estimator.predict([lr[None], usr(k)[None]], verbose=0)[0]
     np.testing.assert_allclose(got["kernel"], k, atol=1e-5)
     np.testing.assert_allclose(got["sr"][0], usr(k), atol=1e-4)
+    # a temperature: the loop runs as trained (its steps unchanged), the last kernel is
+    # raised to 1/T and renormalised, and the result is USRNet fed that kernel
+    hot = make_method("dan+usrnet", {"model": usrnet, "estimator": estimator},
+                      temperature=0.5, steps=True)
+    warm = hot(lr, None, {})
+    want = k.astype(np.float64) ** 2 / (k.astype(np.float64) ** 2).sum()
+    np.testing.assert_allclose(warm["kernel"], want, atol=1e-6)
+    assert np.abs(warm["kernel"] - k).max() > 0.05 * k.max()         # not the untempered one
+    np.testing.assert_allclose(warm["sr"][0], usr(warm["kernel"]), atol=1e-4)
+    plain = make_method("dan+usrnet", {"model": usrnet, "estimator": estimator},
+                        steps=True)(lr, None, {})
+    for a, b in zip(warm["steps"][:-1], plain["steps"][:-1]):
+        np.testing.assert_array_equal(a["kernel"], b["kernel"])
+    assert hot.protocol()["kernel_temperature"] == 0.5
     r = run_cli("-m visionfw", "sr", "--method", "dan+usrnet", "--weights", out, "--out",
                 tmp_path / "sr", images)
     assert r.returncode == 0, r.stderr

@@ -528,11 +528,6 @@ def test_kenet_usrnet_temperature_feeds_usrnet_the_tempered_estimate_and_mean(pi
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(EvaluationError, match="a temperature is a number above 0"):
             make_method("kenet+usrnet", {"model": usrnet, "estimator": kenet}, temperature=bad)
-    with pytest.raises(EvaluationError, match="DAN's kernel is fed back"):
-        make_method("dan+usrnet", {"model": usrnet,
-                                   "estimator": visionfw.build_model(
-                                       "dan-kernel-estimator", nf=4, nb=1, size=5, scale=2)},
-                    temperature=0.9)
     images = write_images(tmp_path / "imgs", n=1, size=(32, 32))
     r = run_cli("test.py", "kenet+usrnet", "--dataset", images, "--scale", "2",
                 "--degradation", "aniso-direct", "--weights", f"model={pipeline_files['usrnet']}",

@@ -337,7 +337,8 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
     ``kenet+usrnet``: USRNet fed the mean training kernel and the true kernel.
 
     ``steps=true`` returns the alternations as steps: step ``t`` is USRNet fed the kernel of
-    alternation ``t`` (step 0: the delta kernel), the last step the result."""
+    alternation ``t`` (step 0: the delta kernel), the last step the result. ``temperature``
+    tempers the last kernel only, the one the result is made with; the loop runs as trained."""
 
     params = (Hyperparameter("training", str, "", "the training degradation whose mean kernel "
                              "fills the mean-kernel row (default: train.py dan-usrnet's, USRNet's "
@@ -358,15 +359,12 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
                               "kenet+usrnet")
         if self.options["iterations"] < 0:
             raise MethodError("--method-param iterations must be 1 or more (0: as trained)")
-        if self.options["temperature"] != 1.0:
-            raise MethodError("dan+usrnet: --method-param temperature tempers the kernel of an "
-                              "estimator of the LR image alone (kenet+usrnet); DAN's kernel is "
-                              "fed back into its loop: leave it out")
         if self.options["ensemble"]:
             raise MethodError("dan+usrnet: --method-param ensemble averages the kernels of an "
                               "estimator of the LR image alone (kenet+usrnet); DAN's estimator "
                               "also reads the SR image of each alternation: leave it out")
         self.loops = self.options["iterations"] or int(model_meta(network).get("loops") or 4)
+        from visionfw.methods.kernel import temper
         from visionfw.recipes.dan import delta_kernel
 
         self.start = delta_kernel(int(network.outputs[0].shape[-1]))[0]
@@ -380,7 +378,10 @@ class DANUSRNetMethod(EstimatorUSRNetMethod):
                 trail.append({"image": sr, "kernel": kernel}
                              | ({} if trail else {"note": " (delta kernel)"}))
                 kernel = np.asarray(estimate(lr[None], sr[None].astype(np.float32)))[0]
-            return {"kernel": kernel, "trail": trail}
+            # the loop runs as trained; only the last kernel, the one the result is made with,
+            # is tempered
+            return {"kernel": temper(kernel, self.options["temperature"]).astype(np.float32),
+                    "trail": trail}
 
         return run
 
