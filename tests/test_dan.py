@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import visionfw
 from tests.train_utils import (assert_same_state, assert_same_steps_on_both_paths, make_trainer,
@@ -425,6 +426,18 @@ def test_dan_usrnet_step_trains_the_estimator_alone_and_resumes_bit_exactly(tmp_
                                                              usrnet_file), 2)
     assert second.fit(resume=True)["step"] == 4
     assert_same_state(straight, second)
+    # validation scores what test.py dan+usrnet gives: USRNet fed the last kernel
+    from visionfw.evaluate import make_method
+
+    lr = np.random.default_rng(3).random((1, 16, 16, 3), np.float32)
+    inputs = {"lr": lr, "kernel": np.full((1, 9, 9), 1 / 81, np.float32),
+              "scale": np.float32([2]), "noise_sigma": np.float32([0])}
+    sr, extra = recipe.predict({k: tf.constant(v) for k, v in inputs.items()})
+    method = make_method("dan+usrnet", {"model": recipe.networks["usrnet"],
+                                        "estimator": recipe.networks["estimator"]})
+    got = method(lr[0], None, {"noise_sigma": np.float32(0)})
+    np.testing.assert_allclose(np.asarray(extra["kernel"])[0], got["kernel"], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(sr)[0], got["sr"][0], atol=1e-5)
     # the recipe's kernel loss is the registered one the parameters name
     rng = np.random.default_rng(0)
     est, true = rng.random((2, 9, 9)), rng.random((2, 9, 9))

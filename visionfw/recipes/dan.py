@@ -307,6 +307,10 @@ class DANUSRNetRecipe(Recipe):
             return sr, tf.cast(e([lr, sr], training=False), tf.float32)
 
         for _ in range(self.options["loops"]):
-            sr, k = iteration(inputs, lr, k)
+            _, k = iteration(inputs, lr, k)
+        # the result is USRNet fed the last kernel, as test.py dan+usrnet makes it (the SR of
+        # the last alternation was made with the kernel before it: with one alternation, the
+        # delta kernel, whatever the estimator learnt)
+        sr = self._restore(inputs, lr, k)
         return sr, {"kernel_psnr": kernel_psnr_tf(k, tf.cast(inputs["kernel"], tf.float32)),
                     "kernel": k}
