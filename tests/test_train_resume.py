@@ -129,3 +129,38 @@ def test_resume_cleans_what_a_kill_left_and_starts_a_run_killed_before_its_first
     assert "starting the run from step 0" in r.stderr
     assert (out / "checkpoints" / "checkpoint").is_file()
     assert json.loads((out / "settings.json").read_text())["settings"]["steps"] == 2
+
+
+def test_stop_at_keeps_the_weights_where_it_stopped_and_resume_finishes_the_run(tmp_path,
+                                                                                 images):
+    import os
+
+    from visionfw.checkpoint import load_model
+    from visionfw.train import TrainError
+    from visionfw.train.run import train
+
+    out = tmp_path / "staged"
+    quiet = {"log": lambda m: None, "progress": False}
+    with pytest.raises(TrainError, match=r"--stop-at 4 must be below --steps \(4\)"):
+        train(tiny_config(out, images, steps=4), stop_at=4, **quiet)
+    result = train(tiny_config(out, images, steps=4), stop_at=2, **quiet)
+    assert result["stopped"] == "stop_at" and result["step"] == 2
+    assert not (out / "last.weights.h5").exists()
+    stopped = load_model(str(out / "stopped.weights.h5"), compile=False)
+
+    at_two = make_trainer(tiny_config(out, images, steps=4), resume=True)
+    start = [np.asarray(v) for v in at_two.recipe.main_network().weights]
+    assert at_two.restore() == 2
+    restored = [np.asarray(v) for v in at_two.recipe.main_network().weights]
+    saved = [np.asarray(v) for v in stopped.weights]
+    assert len(saved) == len(restored) > 0
+    for x, y in zip(saved, restored):
+        np.testing.assert_array_equal(x, y)            # the step-2 network, not another
+    assert any(not np.array_equal(x, y) for x, y in zip(start, restored))
+
+    with pytest.raises(TrainError, match="already at step 2"):
+        train(tiny_config(out, images, steps=4), resume=True, stop_at=1, **quiet)
+    finished = train(tiny_config(out, images, steps=4), resume=True, **quiet)
+    assert finished["stopped"] is None and finished["step"] == 4
+    assert (out / "last.weights.h5").exists()
+    assert "stopped.weights.h5" not in os.listdir(out)   # superseded by the last weights

@@ -124,6 +124,11 @@ def main():
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run folder (default: runs/MODEL_xSCALE).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--stop-at", type=click.IntRange(min=1), default=None, metavar="STEP",
+              help="Stop after this step, as Ctrl-C does but at a chosen step: a checkpoint "
+                   "(continue with --resume; the schedule stays that of --steps) and the "
+                   "network's weights in RUN/stopped.weights.h5, to start another stage from "
+                   "with --init-weights.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]),
               default="default", show_default=True,
               help="mirrored: all local devices; multiworker: the cluster in TF_CONFIG.")
@@ -173,6 +178,7 @@ def train_command(ctx, model, params, scale, summary, save_dict, threads, resume
                                   "train.py srresnet --scale 2, or --config RUN/settings.json; "
                                   "train.py -h lists the options")
     table = {"expand": options.pop("expand"), "input_size": options.pop("input_size")}
+    stop_at = options.pop("stop_at")
     if not (summary or save_dict) and any(
             ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None) for k in table):
         raise click.UsageError("--expand and --input-size draw the layer table: give --summary")
@@ -217,7 +223,8 @@ def train_command(ctx, model, params, scale, summary, save_dict, threads, resume
     if summary or save_dict:         # a dry run of the settings: no image read, no run folder
         _dry_run(config, explicit, save_dict, threads, table)
         return
-    result = train(config, argv=sys.argv, resume=resume, explicit=explicit, threads=threads)
+    result = train(config, argv=sys.argv, resume=resume, explicit=explicit, threads=threads,
+                   stop_at=stop_at)
     if result["stopped"] in ("SIGINT", "SIGTERM"):
         sys.exit(130 if result["stopped"] == "SIGINT" else 143)
 

@@ -463,6 +463,9 @@ def _train(config, argv, resume, explicit, log, progress, stop_at, threads):
     where = os.path.join(config.out, "settings.json") if from_settings else None
     config.plugins = load_user_plugins(config.plugins, env=False, source=where)
     config.check()
+    if stop_at is not None and stop_at >= config.steps:
+        raise TrainError(f"--stop-at {stop_at} must be below --steps ({config.steps}): the run "
+                         "ends there anyway")
     model = resolve_model_and_scale(config)
     notes = []              # said once the checks pass, so a refusal stays one line
     if not from_settings:

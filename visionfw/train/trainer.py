@@ -43,6 +43,7 @@ from visionfw.train.distribute import worker_role
 LOSS_TAIL = 50          # val.csv's loss: the mean of this many latest step losses
 CSV_FIELDS = ["step", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "gain", "loss",
               "lr", "seconds"]
+STOPPED_WEIGHTS = "stopped.weights.h5"   # the main network where a run stopped early
 LOG_EVERY = 10          # train.csv and TensorBoard's train/ scalars: every this many steps
 TRAIN_FIELDS = ["step", "loss", "lr", "grad_norm", "steps_per_s", "data_wait_ms"]
 
@@ -373,6 +374,17 @@ class Trainer:
             v.assign(tf.convert_to_tensor(e))
             e.assign(current)
 
+    def _remove_stopped_weights(self):
+        """A finished run's ``last`` weights supersede those of an earlier stop."""
+        if not (self.run_dir and self.is_chief):
+            return
+        folder = self._folder()
+        stem = STOPPED_WEIGHTS[: -len(".weights.h5")]
+        for name in os.listdir(folder):
+            if name == STOPPED_WEIGHTS or (name.startswith(stem + ".")
+                                           and name.endswith(".weights.h5")):
+                os.remove(os.path.join(folder, name))
+
     def save_weights(self, name):
         """Write the main network (EMA weights when EMA is on) to ``run_dir/name``, and each
         other network the recipe lists in ``saved`` beside it (``best.weights.h5`` ->
@@ -537,6 +549,8 @@ class Trainer:
         Raises :class:`NonFiniteLoss` when a step is not finite.
         """
         start = self.restore() if resume else 0
+        if stop_at is not None and int(stop_at) < start:
+            raise TrainError(f"--stop-at {stop_at}: the run is already at step {start}")
         if not resume:
             self.save()                      # step 0: there is always a good checkpoint
         self._load_history(start)
@@ -569,6 +583,11 @@ class Trainer:
         result["first_step_s"] = self.first_step_s
         if result["step"] >= self.steps:
             self.save_weights("last.weights.h5")
+            self._remove_stopped_weights()
+        elif result["stopped"] is not None and self.is_chief:
+            # the weights where the run stopped, for the next stage of a staged training
+            # (--init-weights RUN/stopped.weights.h5); the run itself continues with --resume
+            self.save_weights(STOPPED_WEIGHTS)
         if not self.is_chief and self.run_dir and result["stopped"] is None:
             shutil.rmtree(os.path.join(self.run_dir, f"worker-{self.task_id}", "checkpoints"),
                           ignore_errors=True)
@@ -654,6 +673,8 @@ class Trainer:
                 return {"step": step, "stopped": self.stop_requested, "last_val": last_val}
         if end < self.steps:
             self.save()
+            self.log(f"stopped at step {step} of {self.steps} (--stop-at); checkpoint saved in "
+                     f"{self.run_dir}; continue with --resume")
             return {"step": step, "stopped": "stop_at", "last_val": last_val}
         return {"step": step, "stopped": None, "last_val": last_val}
 
