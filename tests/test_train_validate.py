@@ -58,3 +58,28 @@ def test_a_y_model_on_a_gray_image_is_validated_as_test_py_scores_it(tmp_path):
     assert _by_name(scores["images"], "psnr") == pytest.approx(
         _by_name(tested["images"], "psnr"), abs=1e-6)
     assert scores["bicubic_psnr"] == pytest.approx(tested["bicubic_psnr"], abs=1e-9)
+
+
+def test_validation_images_follow_val_seed_not_the_run_seed(tmp_path):
+    """Runs of different --seed validate on the same LR images of a random degradation (so
+    their val.csv compare); --val-seed changes them; a run made before the option keeps the
+    images its own seed drew."""
+    from tests.train_utils import make_trainer, tiny_config, write_images
+    from visionfw.train.config import TrainConfig
+
+    images = write_images(tmp_path / "img", n=2)
+    spec = "gaussian(sigma=0.2~4)+bicubic+noise(0~20)"
+
+    def val_lr(name, **extra):
+        config = tiny_config(tmp_path / name, images, degradation=spec, val_dirs=[images],
+                             **extra)
+        return [item["lr"] for item in make_trainer(config, validation=True).validation.items]
+
+    a, b = val_lr("a", seed=1), val_lr("b", seed=2)
+    other = val_lr("c", seed=1, val_seed=5)
+    assert len(a) == len(b) == 2
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert all(not np.allclose(x, z) for x, z in zip(a, other))
+    assert TrainConfig.from_dict({"seed": 3}).val_seed == 3
+    assert TrainConfig.from_dict({"seed": 3, "val_seed": 0}).val_seed == 0

@@ -83,9 +83,10 @@ def training_options(fn):
 
 CONFIG_KEYS = ("steps", "batch_size", "patch_size", "lr", "schedule", "milestones", "gamma",
                "loss", "seed", "degradation", "cache", "jit", "train_dirs", "val_dirs", "out",
-               "strategy", "cpu_devices", "val_every", "save_every", "ema", "clip_norm",
-               "sampler", "sampler_bins", "sampler_stride", "recipe", "recipe_params", "scales",
-               "unpaired_dirs", "pair_dirs", "precision", "init_weights")
+               "strategy", "cpu_devices", "val_every", "val_seed", "save_every", "ema",
+               "clip_norm", "sampler", "sampler_bins", "sampler_stride", "recipe",
+               "recipe_params", "scales", "unpaired_dirs", "pair_dirs", "precision",
+               "init_weights")
 
 
 
@@ -136,6 +137,10 @@ def main():
               help="Split the CPU into N logical devices (to try --strategy mirrored).")
 @click.option("--val-every", type=int, default=500, show_default=True,
               help="Validate and checkpoint every N steps.")
+@click.option("--val-seed", type=int, default=0, show_default=True,
+              help="Seeds the validation LR images of a random degradation (kernels, noise), "
+                   "whatever --seed is, so runs of different seeds validate on the same images "
+                   "(runs made before this option used --seed).")
 @click.option("--save-every", type=int, default=None,
               help="Checkpoint every N steps (default: --val-every).")
 @click.option("--ema", type=float, default=None, help="EMA decay of the weights, e.g. 0.999.")

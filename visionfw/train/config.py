@@ -21,7 +21,7 @@ RUN_DEFINING = ("model", "hparams", "scale", "train_dirs", "batch_size", "patch_
                 "schedule", "milestones", "gamma", "loss", "seed", "ema", "clip_norm",
                 "sampler", "sampler_bins", "sampler_stride", "degradation", "steps", "recipe",
                 "recipe_params", "scales", "unpaired_dirs", "pair_dirs", "precision",
-                "init_weights")
+                "init_weights", "val_seed")
 
 
 @dataclass
@@ -60,6 +60,7 @@ class TrainConfig:
     strategy: str = "default"
     cpu_devices: int = None
     val_every: int = 500
+    val_seed: int = 0
     save_every: int = None
     ema: float = None
     clip_norm: float = None
@@ -89,6 +90,8 @@ class TrainConfig:
         if self.sampler_stride is not None and self.sampler_stride < 1:
             raise TrainError(f"--sampler-stride must be a positive integer, got "
                              f"{self.sampler_stride}")
+        if self.val_seed is None or self.val_seed < 0:
+            raise TrainError(f"--val-seed must be a non-negative integer, got {self.val_seed}")
         if self.save_every is not None and self.save_every < 1:
             raise TrainError(f"--save-every must be a positive integer, got {self.save_every}")
         if not self.lr > 0:
@@ -127,7 +130,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d):
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        values = {k: v for k, v in d.items() if k in names}
+        if "val_seed" not in values and "seed" in values:
+            # runs made before --val-seed validated on LR images drawn with the run's seed
+            values["val_seed"] = values["seed"]
+        return cls(**values)
 
 
 def prepare_run_folder(out, resume):

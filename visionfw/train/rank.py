@@ -83,7 +83,7 @@ def rank_datasets(base, datasets, eval_datasets, json_path=None, threads=None, a
     eval_sets = []
     for label, folder in zip(eval_labels, eval_datasets):
         images = validation_images([image_folder(folder)])     # as test.py reads them
-        eval_sets.append(ValidationSet(images, base.scale, base.degradation, base.seed))
+        eval_sets.append(ValidationSet(images, base.scale, base.degradation, base.val_seed))
 
     psnr = np.zeros((len(eval_sets), len(runs)))
     for j, (label, folder, out, finished, resume) in enumerate(runs):

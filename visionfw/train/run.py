@@ -360,7 +360,7 @@ def build_trainer(config, model, log=None, progress=True, validation=True, strat
     val = None
     if validation:
         val_images, _ = load_validation_images(config)
-        val = ValidationSet(val_images, config.scale, config.degradation, config.seed)
+        val = ValidationSet(val_images, config.scale, config.degradation, config.val_seed)
     schedule = make_schedule(config.schedule, config.lr, config.steps, config.milestones,
                              config.gamma)
     from visionfw.runtime import set_precision

@@ -58,7 +58,7 @@ class ValidationSet:
             HxWx3), ...]`` colour images.
         scale: the SR factor.
         degradation: the run's degradation (protocol name or spec).
-        seed: the protocol seed (the run's seed).
+        seed: the protocol seed (the run's ``--val-seed``, the same whatever its ``--seed``).
     """
 
     @property
