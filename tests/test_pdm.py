@@ -302,6 +302,59 @@ def test_step_losses_and_detached_links(tmp_path, folders):
     assert float(lsgan(tf.constant([[0.5, 1.5]]), 1.0)) == pytest.approx(0.25)
 
 
+def test_centre_offsets_against_numpy():
+    from visionfw.recipes.pdm import centre_offsets
+
+    rng = np.random.default_rng(3)
+    side = 7
+    kernels = random_kernels(rng, (5, side, side))
+    at = np.arange(side) - side // 2
+    rows = (kernels.sum(axis=2) * at).sum(axis=1)
+    cols = (kernels.sum(axis=1) * at).sum(axis=1)
+    expected = rows ** 2 + cols ** 2
+    np.testing.assert_allclose(np.asarray(centre_offsets(kernels, side)), expected,
+                               rtol=1e-5, atol=1e-6)
+    per_pixel = np.asarray(centre_offsets(kernels.reshape(1, 5, 1, side * side), side))
+    np.testing.assert_allclose(per_pixel[0, :, 0], expected, rtol=1e-5, atol=1e-6)
+    delta = np.zeros((side, side), np.float32)
+    delta[side // 2 + 2, side // 2 - 1] = 1.0               # 2 down, 1 left: 5 px^2
+    assert float(centre_offsets(delta[None], side)[0]) == pytest.approx(5.0)
+    assert float(centre_offsets(delta[None, ::-1, ::-1], side)[0]) == pytest.approx(5.0)
+
+
+def test_centre_penalty_pulls_a_shifted_kernel_back(tmp_path, folders):
+    """lambda_c (ours, off by default) moves the kernels' centre of mass towards the origin; the
+    step logs the offset."""
+    import tensorflow as tf
+
+    from visionfw.recipes.pdm import centre_offsets
+
+    def offset_after_steps(name, lambda_c):
+        trainer = make_trainer(sr_config(tmp_path / name, folders, steps=3, lr=0.05,
+                                         recipe_params={"lambda_c": lambda_c}))
+        recipe = trainer.recipe
+        side = recipe.degradation.side
+        conv = last_conv(recipe.networks["kernel"])
+        w, b = conv.get_weights()
+        b = np.zeros_like(b)
+        b[(side // 2 + 3) * side + side // 2 + 3] = 7.0    # a start 3 px down and right
+        conv.set_weights([w, b])
+        z = tf.random.stateless_normal([8, 1, 1, recipe.degradation.kernel_latent], (1, 2))
+
+        def offset():
+            taps = recipe.networks["kernel"](z, training=False)
+            return float(tf.reduce_mean(centre_offsets(taps, side)))
+
+        start = offset()
+        trainer.fit()
+        return start, offset()
+
+    start, free = offset_after_steps("free", 0.0)
+    _, pulled = offset_after_steps("pulled", 5.0)
+    assert start > 5.0
+    assert pulled < 0.5 * start and pulled < 0.5 * free
+
+
 def test_frozen_degradation_trains_the_sr_network_alone(tmp_path, folders):
     first = make_trainer(sr_config(tmp_path / "a", folders, steps=1))
     first.fit()

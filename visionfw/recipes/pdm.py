@@ -172,9 +172,28 @@ def torch_adam(schedule):
                                  epsilon=1e-8)
 
 
+def centre_offsets(kernels, side):
+    """Squared distance, in pixels, of each kernel's centre of mass from the kernel's origin
+    ``(side // 2, side // 2)``, for kernels summing to one as the kernel network gives them:
+    ``(B, side, side)`` (one per image) or flattened on the last axis, ``(B, h, w, side *
+    side)`` (one per LR pixel). The result has the leading shape (``(B,)``, ``(B, h, w)``).
+    Turning a kernel by 180 degrees leaves it unchanged."""
+    k = tf.cast(kernels, tf.float32)
+    if k.shape[-1] == side * side and side > 1:
+        k = tf.reshape(k, tf.concat([tf.shape(k)[:-1], [side, side]], 0))
+    at = tf.range(side, dtype=tf.float32) - float(side // 2)
+    rows = tf.reduce_sum(tf.reduce_sum(k, axis=-1) * at, axis=-1)
+    cols = tf.reduce_sum(tf.reduce_sum(k, axis=-2) * at, axis=-1)
+    return tf.square(rows) + tf.square(cols)
+
+
 COMMON = (
     Hyperparameter("lambda_n", float, 1.0, "weight of the noise penalty lambda_n * mean(n^2) "
                    "(the official configs: 1, 10 or 100)"),
+    Hyperparameter("lambda_c", float, 0.0, "weight of the kernel-centre penalty lambda_c * "
+                   "mean(squared offset of each kernel's centre of mass, in pixels) (ours, "
+                   "off as in the official code; a shift of the blur is invisible to the "
+                   "discriminator)"),
     Hyperparameter("true_kernel", str, "", "the kernel that really made the LR images, when "
                    "known (a synthetic experiment): a kernel file or a fixed blur spec; "
                    "validation then logs the learned mean kernel's kernel PSNR"),
@@ -219,8 +238,9 @@ class PDMRecipeBase(Recipe):
         for name in [p.name for p in cls.params if p.type is int and p.name != "kernel_size"]:
             if o[name] < 1:
                 raise TrainError(f"--recipe-param {name} must be at least 1, got {o[name]}")
-        if o["lambda_n"] < 0:
-            raise TrainError(f"--recipe-param lambda_n must be >= 0, got {o['lambda_n']}")
+        for name in ("lambda_n", "lambda_c"):
+            if o[name] < 0:
+                raise TrainError(f"--recipe-param {name} must be >= 0, got {o[name]}")
         if o["noise_dim"] not in (1, 3):
             raise TrainError(f"--recipe-param noise_dim must be 1 or 3, got {o['noise_dim']}")
         if o["true_kernel"]:
@@ -285,15 +305,19 @@ class PDMRecipeBase(Recipe):
         """The degradation's update, then the discriminator's on the same synthesised LR.
         Returns ``(that LR, losses)``."""
         d, lam = self.networks["discriminator"], self.options["lambda_n"]
+        lam_c = self.options["lambda_c"]
 
         def generator_loss():
-            fake, _, noise = self.degradation(hr, zk, zn, training=True)
+            fake, kernel, noise = self.degradation(hr, zk, zn, training=True)
             adversarial = lsgan(d(fake, training=True), 1.0)
             penalty = tf.reduce_mean(tf.square(noise))
-            return adversarial + lam * penalty, (fake, adversarial, penalty,
-                                                 tf.reduce_mean(noise_levels(noise)))
+            offset = tf.reduce_mean(centre_offsets(kernel, self.degradation.side))
+            total = adversarial + lam * penalty + (lam_c * offset if lam_c else 0.0)
+            return total, (fake, adversarial, penalty, tf.reduce_mean(noise_levels(noise)),
+                           offset)
 
-        loss, (fake, adversarial, penalty, sigma) = opt.minimize("degradation", generator_loss)
+        loss, (fake, adversarial, penalty, sigma, offset) = opt.minimize("degradation",
+                                                                         generator_loss)
         fake = tf.stop_gradient(fake)
 
         def discriminator_loss():
@@ -302,7 +326,7 @@ class PDMRecipeBase(Recipe):
         d_loss = opt.minimize("discriminator", discriminator_loss)
         return fake, {"degradation_loss": loss, "adversarial": adversarial,
                       "noise_penalty": penalty, "discriminator_loss": d_loss,
-                      "noise_sigma": sigma}
+                      "noise_sigma": sigma, "kernel_offset": tf.sqrt(offset)}
 
     # ---- validation
 
