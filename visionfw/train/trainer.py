@@ -374,44 +374,43 @@ class Trainer:
             v.assign(tf.convert_to_tensor(e))
             e.assign(current)
 
+    def _weight_files(self, name):
+        """``[(network name, file name)]`` that :meth:`save_weights` writes for ``name``: the
+        main network's, then each other network of the recipe's ``saved`` (``best.weights.h5``
+        -> ``best.predictor.weights.h5``)."""
+        stem = name[: -len(".weights.h5")] if name.endswith(".weights.h5") else name
+        main = self.recipe.main
+        return [(main, name)] + [(net, f"{stem}.{net}.weights.h5")
+                                 for net in getattr(self.recipe, "saved", ()) if net != main]
+
     def _remove_stopped_weights(self):
         """A finished run's ``last`` weights supersede those of an earlier stop."""
         if not (self.run_dir and self.is_chief):
             return
-        folder = self._folder()
-        stem = STOPPED_WEIGHTS[: -len(".weights.h5")]
-        for name in os.listdir(folder):
-            if name == STOPPED_WEIGHTS or (name.startswith(stem + ".")
-                                           and name.endswith(".weights.h5")):
-                os.remove(os.path.join(folder, name))
+        for _, name in self._weight_files(STOPPED_WEIGHTS):
+            path = os.path.join(self._folder(), name)
+            if os.path.exists(path):
+                os.remove(path)
 
     def save_weights(self, name):
         """Write the main network (EMA weights when EMA is on) to ``run_dir/name``, and each
-        other network the recipe lists in ``saved`` beside it (``best.weights.h5`` ->
-        ``best.predictor.weights.h5``)."""
+        other network the recipe lists in ``saved`` beside it (:meth:`_weight_files`)."""
         from visionfw.checkpoint import save_model
 
         if not self.run_dir:
             return None
         folder = self._folder()
-        path = os.path.join(folder, name)
-        stem = name[: -len(".weights.h5")] if name.endswith(".weights.h5") else name
         if self.ema_vars:
             self.swap_ema()
         try:
-            with self._writing(name):
-                check_room(folder, self.recipe.main_network())
-                save_model(self.recipe.main_network(), path)
-            for net in getattr(self.recipe, "saved", ()):
-                if net != self.recipe.main:
-                    with self._writing(f"{stem}.{net}.weights.h5"):
-                        check_room(folder, self.recipe.networks[net])
-                        save_model(self.recipe.networks[net],
-                                   os.path.join(folder, f"{stem}.{net}.weights.h5"))
+            for net, file_name in self._weight_files(name):
+                with self._writing(file_name):
+                    check_room(folder, self.recipe.networks[net])
+                    save_model(self.recipe.networks[net], os.path.join(folder, file_name))
         finally:
             if self.ema_vars:
                 self.swap_ema()
-        return path
+        return os.path.join(folder, name)
 
     # ------------------------------------------------------------------ validation
 
