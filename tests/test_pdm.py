@@ -322,36 +322,78 @@ def test_centre_offsets_against_numpy():
     assert float(centre_offsets(delta[None, ::-1, ::-1], side)[0]) == pytest.approx(5.0)
 
 
-def test_centre_penalty_pulls_a_shifted_kernel_back(tmp_path, folders):
-    """lambda_c (ours, off by default) moves the kernels' centre of mass towards the origin; the
-    step logs the offset."""
+def penalty_before_and_after(tmp_path, folders, name, params, tap, measure, lr):
+    """Start every drawn kernel with its mass on ``tap(side)`` (row, column), train three steps
+    with ``params`` and return ``measure`` of eight fixed draws before and after."""
     import tensorflow as tf
 
+    trainer = make_trainer(sr_config(tmp_path / name, folders, steps=3, lr=lr,
+                                     recipe_params=params))
+    recipe = trainer.recipe
+    side = recipe.degradation.side
+    conv = last_conv(recipe.networks["kernel"])
+    w, b = conv.get_weights()
+    b = np.zeros_like(b)
+    row, col = tap(side)
+    b[row * side + col] = 7.0
+    conv.set_weights([w, b])
+    z = tf.random.stateless_normal([8, 1, 1, recipe.degradation.kernel_latent], (1, 2))
+
+    def value():
+        taps = recipe.networks["kernel"](z, training=False)
+        return float(tf.reduce_mean(measure(taps, side)))
+
+    start = value()
+    trainer.fit()
+    return start, value()
+
+
+def test_centre_penalty_pulls_a_shifted_kernel_back(tmp_path, folders):
+    """lambda_c (ours, off by default) moves the kernels' centre of mass towards the origin."""
     from visionfw.recipes.pdm import centre_offsets
 
-    def offset_after_steps(name, lambda_c):
-        trainer = make_trainer(sr_config(tmp_path / name, folders, steps=3, lr=0.05,
-                                         recipe_params={"lambda_c": lambda_c}))
-        recipe = trainer.recipe
-        side = recipe.degradation.side
-        conv = last_conv(recipe.networks["kernel"])
-        w, b = conv.get_weights()
-        b = np.zeros_like(b)
-        b[(side // 2 + 3) * side + side // 2 + 3] = 7.0    # a start 3 px down and right
-        conv.set_weights([w, b])
-        z = tf.random.stateless_normal([8, 1, 1, recipe.degradation.kernel_latent], (1, 2))
+    def run(name, lambda_c):                     # a start 3 px down and right of the origin
+        return penalty_before_and_after(tmp_path, folders, name, {"lambda_c": lambda_c},
+                                        lambda side: (side // 2 + 3, side // 2 + 3),
+                                        centre_offsets, 0.05)
 
-        def offset():
-            taps = recipe.networks["kernel"](z, training=False)
-            return float(tf.reduce_mean(centre_offsets(taps, side)))
-
-        start = offset()
-        trainer.fit()
-        return start, offset()
-
-    start, free = offset_after_steps("free", 0.0)
-    _, pulled = offset_after_steps("pulled", 5.0)
+    start, free = run("free", 0.0)
+    _, pulled = run("pulled", 5.0)
     assert start > 5.0
+    assert pulled < 0.5 * start and pulled < 0.5 * free
+
+
+def test_border_mask_and_masses_against_numpy():
+    from visionfw.recipes.pdm import border_mask, border_masses
+
+    mask = border_mask(21)
+    assert mask[10, 10] == 0 and mask[4, 16] == 0             # Chebyshev distance 6: inside
+    assert mask[3, 10] == pytest.approx(49 / 100)             # 7 up: 7^2 / 10^2
+    assert mask[0, 0] == pytest.approx(2.0) and mask[20, 10] == pytest.approx(1.0)
+    assert border_mask(11)[5, 2] == 0 and border_mask(11)[5, 1] == pytest.approx(16 / 25)
+    rng = np.random.default_rng(4)
+    side = 11
+    kernels = random_kernels(rng, (3, side, side))
+    at = np.arange(side) - side // 2
+    dy, dx = np.meshgrid(at, at, indexing="ij")
+    weight = np.where(np.maximum(abs(dy), abs(dx)) <= 3, 0.0, (dy ** 2 + dx ** 2) / 25.0)
+    expected = (kernels * weight).sum(axis=(1, 2))
+    np.testing.assert_allclose(np.asarray(border_masses(kernels, side)), expected, rtol=1e-5)
+    flat = np.asarray(border_masses(kernels.reshape(1, 3, 1, side * side), side))
+    np.testing.assert_allclose(flat[0, :, 0], expected, rtol=1e-5)
+
+
+def test_boundary_penalty_pulls_border_mass_in(tmp_path, folders):
+    """lambda_b (ours, off by default) moves kernel mass off the border of the support."""
+    from visionfw.recipes.pdm import border_masses
+
+    def run(name, lambda_b):                     # a start in the top-right corner
+        return penalty_before_and_after(tmp_path, folders, name, {"lambda_b": lambda_b},
+                                        lambda side: (0, side - 1), border_masses, 0.5)
+
+    start, free = run("free", 0.0)
+    _, pulled = run("pulled", 5.0)
+    assert start > 0.5
     assert pulled < 0.5 * start and pulled < 0.5 * free
 
 

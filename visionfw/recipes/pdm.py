@@ -187,6 +187,27 @@ def centre_offsets(kernels, side):
     return tf.square(rows) + tf.square(cols)
 
 
+def border_mask(side):
+    """The boundary penalty's weight on each tap of a ``side x side`` kernel: zero within a
+    Chebyshev distance ``round(0.6 * (side // 2))`` of the origin (6 at side 21, 3 at 11),
+    beyond it the squared distance from the origin over ``(side // 2) ** 2`` (1 at the middle
+    of an edge, 2 in a corner)."""
+    half = side // 2
+    at = np.arange(side) - half
+    dy, dx = np.meshgrid(at, at, indexing="ij")
+    inner = np.maximum(np.abs(dy), np.abs(dx)) <= round(0.6 * half)
+    return np.where(inner, 0.0, (dy ** 2 + dx ** 2) / max(half, 1) ** 2).astype(np.float32)
+
+
+def border_masses(kernels, side):
+    """Each kernel's boundary penalty: the sum of its taps weighted by ``border_mask(side)``,
+    for kernels shaped as ``centre_offsets`` takes them. The result has the leading shape."""
+    k = tf.cast(kernels, tf.float32)
+    if k.shape[-1] == side * side and side > 1:
+        k = tf.reshape(k, tf.concat([tf.shape(k)[:-1], [side, side]], 0))
+    return tf.reduce_sum(k * tf.constant(border_mask(side)), axis=[-2, -1])
+
+
 COMMON = (
     Hyperparameter("lambda_n", float, 1.0, "weight of the noise penalty lambda_n * mean(n^2) "
                    "(the official configs: 1, 10 or 100)"),
@@ -194,6 +215,10 @@ COMMON = (
                    "mean(squared offset of each kernel's centre of mass, in pixels) (ours, "
                    "off as in the official code; a shift of the blur is invisible to the "
                    "discriminator)"),
+    Hyperparameter("lambda_b", float, 0.0, "weight of the kernel-boundary penalty lambda_b * "
+                   "mean(sum of the taps weighted by zero near the origin, the squared "
+                   "distance over (side // 2)^2 beyond 0.6 of the half side) (ours, off as in "
+                   "the official code; KernelGAN's boundary loss in spirit)"),
     Hyperparameter("true_kernel", str, "", "the kernel that really made the LR images, when "
                    "known (a synthetic experiment): a kernel file or a fixed blur spec; "
                    "validation then logs the learned mean kernel's kernel PSNR"),
@@ -238,7 +263,7 @@ class PDMRecipeBase(Recipe):
         for name in [p.name for p in cls.params if p.type is int and p.name != "kernel_size"]:
             if o[name] < 1:
                 raise TrainError(f"--recipe-param {name} must be at least 1, got {o[name]}")
-        for name in ("lambda_n", "lambda_c"):
+        for name in ("lambda_n", "lambda_c", "lambda_b"):
             if o[name] < 0:
                 raise TrainError(f"--recipe-param {name} must be >= 0, got {o[name]}")
         if o["noise_dim"] not in (1, 3):
@@ -305,19 +330,21 @@ class PDMRecipeBase(Recipe):
         """The degradation's update, then the discriminator's on the same synthesised LR.
         Returns ``(that LR, losses)``."""
         d, lam = self.networks["discriminator"], self.options["lambda_n"]
-        lam_c = self.options["lambda_c"]
+        lam_c, lam_b = self.options["lambda_c"], self.options["lambda_b"]
 
         def generator_loss():
             fake, kernel, noise = self.degradation(hr, zk, zn, training=True)
             adversarial = lsgan(d(fake, training=True), 1.0)
             penalty = tf.reduce_mean(tf.square(noise))
             offset = tf.reduce_mean(centre_offsets(kernel, self.degradation.side))
-            total = adversarial + lam * penalty + (lam_c * offset if lam_c else 0.0)
+            border = tf.reduce_mean(border_masses(kernel, self.degradation.side))
+            total = adversarial + lam * penalty + (lam_c * offset if lam_c else 0.0) \
+                + (lam_b * border if lam_b else 0.0)
             return total, (fake, adversarial, penalty, tf.reduce_mean(noise_levels(noise)),
-                           offset)
+                           offset, border)
 
-        loss, (fake, adversarial, penalty, sigma, offset) = opt.minimize("degradation",
-                                                                         generator_loss)
+        loss, (fake, adversarial, penalty, sigma, offset, border) = opt.minimize(
+            "degradation", generator_loss)
         fake = tf.stop_gradient(fake)
 
         def discriminator_loss():
@@ -326,7 +353,8 @@ class PDMRecipeBase(Recipe):
         d_loss = opt.minimize("discriminator", discriminator_loss)
         return fake, {"degradation_loss": loss, "adversarial": adversarial,
                       "noise_penalty": penalty, "discriminator_loss": d_loss,
-                      "noise_sigma": sigma, "kernel_offset": tf.sqrt(offset)}
+                      "noise_sigma": sigma, "kernel_offset": tf.sqrt(offset),
+                      "kernel_border": border}
 
     # ---- validation
 
