@@ -397,6 +397,37 @@ def test_boundary_penalty_pulls_border_mass_in(tmp_path, folders):
     assert pulled < 0.5 * start and pulled < 0.5 * free
 
 
+def test_roughness_against_numpy():
+    from visionfw.recipes.pdm import roughness
+
+    rng = np.random.default_rng(5)
+    side = 9
+    kernels = random_kernels(rng, (4, side, side))
+    expected = (np.square(np.diff(kernels, axis=1)).sum(axis=(1, 2))
+                + np.square(np.diff(kernels, axis=2)).sum(axis=(1, 2)))
+    np.testing.assert_allclose(np.asarray(roughness(kernels, side)), expected, rtol=1e-5)
+    flat = np.asarray(roughness(kernels.reshape(2, 2, 1, side * side), side))
+    np.testing.assert_allclose(flat.reshape(-1), expected, rtol=1e-5)
+    delta = np.zeros((1, side, side), np.float32)
+    delta[0, 4, 4] = 1.0
+    assert float(roughness(delta, side)[0]) == pytest.approx(4.0)
+    assert float(roughness(np.full((1, side, side), 1 / side ** 2, np.float32), side)[0]) == 0
+
+
+def test_smoothness_penalty_spreads_a_delta(tmp_path, folders):
+    """lambda_s (ours, off by default) makes a kernel started as a delta smoother."""
+    from visionfw.recipes.pdm import roughness
+
+    def run(name, lambda_s):
+        return penalty_before_and_after(tmp_path, folders, name, {"lambda_s": lambda_s},
+                                        lambda side: (side // 2, side // 2), roughness, 0.5)
+
+    start, free = run("free", 0.0)
+    _, smoothed = run("smoothed", 5.0)
+    assert start > 1.5
+    assert smoothed < 0.5 * start and smoothed < 0.5 * free
+
+
 def test_frozen_degradation_trains_the_sr_network_alone(tmp_path, folders):
     first = make_trainer(sr_config(tmp_path / "a", folders, steps=1))
     first.fit()

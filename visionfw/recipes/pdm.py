@@ -172,15 +172,22 @@ def torch_adam(schedule):
                                  epsilon=1e-8)
 
 
+def _squares(kernels, side):
+    """Kernels as ``(..., side, side)`` float32, from that shape or flattened on the last axis
+    (``(B, h, w, side * side)``, one per LR pixel)."""
+    k = tf.cast(kernels, tf.float32)
+    if k.shape[-1] == side * side and side > 1:
+        k = tf.reshape(k, tf.concat([tf.shape(k)[:-1], [side, side]], 0))
+    return k
+
+
 def centre_offsets(kernels, side):
     """Squared distance, in pixels, of each kernel's centre of mass from the kernel's origin
     ``(side // 2, side // 2)``, for kernels summing to one as the kernel network gives them:
     ``(B, side, side)`` (one per image) or flattened on the last axis, ``(B, h, w, side *
     side)`` (one per LR pixel). The result has the leading shape (``(B,)``, ``(B, h, w)``).
     Turning a kernel by 180 degrees leaves it unchanged."""
-    k = tf.cast(kernels, tf.float32)
-    if k.shape[-1] == side * side and side > 1:
-        k = tf.reshape(k, tf.concat([tf.shape(k)[:-1], [side, side]], 0))
+    k = _squares(kernels, side)
     at = tf.range(side, dtype=tf.float32) - float(side // 2)
     rows = tf.reduce_sum(tf.reduce_sum(k, axis=-1) * at, axis=-1)
     cols = tf.reduce_sum(tf.reduce_sum(k, axis=-2) * at, axis=-1)
@@ -202,10 +209,18 @@ def border_mask(side):
 def border_masses(kernels, side):
     """Each kernel's boundary penalty: the sum of its taps weighted by ``border_mask(side)``,
     for kernels shaped as ``centre_offsets`` takes them. The result has the leading shape."""
-    k = tf.cast(kernels, tf.float32)
-    if k.shape[-1] == side * side and side > 1:
-        k = tf.reshape(k, tf.concat([tf.shape(k)[:-1], [side, side]], 0))
+    k = _squares(kernels, side)
     return tf.reduce_sum(k * tf.constant(border_mask(side)), axis=[-2, -1])
+
+
+def roughness(kernels, side):
+    """Each kernel's roughness: the sum of the squared differences of neighbouring taps, down
+    and across, for kernels shaped as ``centre_offsets`` takes them. A delta scores 4, a
+    Gaussian of standard deviation ``s`` pixels about ``1 / (4 pi s^4)``."""
+    k = _squares(kernels, side)
+    down = tf.reduce_sum(tf.square(k[..., 1:, :] - k[..., :-1, :]), axis=[-2, -1])
+    across = tf.reduce_sum(tf.square(k[..., :, 1:] - k[..., :, :-1]), axis=[-2, -1])
+    return down + across
 
 
 COMMON = (
@@ -219,6 +234,9 @@ COMMON = (
                    "mean(sum of the taps weighted by zero near the origin, the squared "
                    "distance over (side // 2)^2 beyond 0.6 of the half side) (ours, off as in "
                    "the official code; KernelGAN's boundary loss in spirit)"),
+    Hyperparameter("lambda_s", float, 0.0, "weight of the kernel-smoothness penalty lambda_s * "
+                   "mean(sum of the squared differences of neighbouring taps) (ours, off as in "
+                   "the official code)"),
     Hyperparameter("true_kernel", str, "", "the kernel that really made the LR images, when "
                    "known (a synthetic experiment): a kernel file or a fixed blur spec; "
                    "validation then logs the learned mean kernel's kernel PSNR"),
@@ -263,7 +281,7 @@ class PDMRecipeBase(Recipe):
         for name in [p.name for p in cls.params if p.type is int and p.name != "kernel_size"]:
             if o[name] < 1:
                 raise TrainError(f"--recipe-param {name} must be at least 1, got {o[name]}")
-        for name in ("lambda_n", "lambda_c", "lambda_b"):
+        for name in ("lambda_n", "lambda_c", "lambda_b", "lambda_s"):
             if o[name] < 0:
                 raise TrainError(f"--recipe-param {name} must be >= 0, got {o[name]}")
         if o["noise_dim"] not in (1, 3):
@@ -331,6 +349,7 @@ class PDMRecipeBase(Recipe):
         Returns ``(that LR, losses)``."""
         d, lam = self.networks["discriminator"], self.options["lambda_n"]
         lam_c, lam_b = self.options["lambda_c"], self.options["lambda_b"]
+        lam_s = self.options["lambda_s"]
 
         def generator_loss():
             fake, kernel, noise = self.degradation(hr, zk, zn, training=True)
@@ -338,12 +357,13 @@ class PDMRecipeBase(Recipe):
             penalty = tf.reduce_mean(tf.square(noise))
             offset = tf.reduce_mean(centre_offsets(kernel, self.degradation.side))
             border = tf.reduce_mean(border_masses(kernel, self.degradation.side))
+            rough = tf.reduce_mean(roughness(kernel, self.degradation.side))
             total = adversarial + lam * penalty + (lam_c * offset if lam_c else 0.0) \
-                + (lam_b * border if lam_b else 0.0)
+                + (lam_b * border if lam_b else 0.0) + (lam_s * rough if lam_s else 0.0)
             return total, (fake, adversarial, penalty, tf.reduce_mean(noise_levels(noise)),
-                           offset, border)
+                           offset, border, rough)
 
-        loss, (fake, adversarial, penalty, sigma, offset, border) = opt.minimize(
+        loss, (fake, adversarial, penalty, sigma, offset, border, rough) = opt.minimize(
             "degradation", generator_loss)
         fake = tf.stop_gradient(fake)
 
@@ -354,7 +374,7 @@ class PDMRecipeBase(Recipe):
         return fake, {"degradation_loss": loss, "adversarial": adversarial,
                       "noise_penalty": penalty, "discriminator_loss": d_loss,
                       "noise_sigma": sigma, "kernel_offset": tf.sqrt(offset),
-                      "kernel_border": border}
+                      "kernel_border": border, "kernel_roughness": rough}
 
     # ---- validation
 
