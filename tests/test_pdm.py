@@ -607,3 +607,27 @@ def test_export_names_a_one_variant_folder(folders, tmp_path, capsys):
     r = degradation_cli(capsys, "export", "--protocol", "gaussian8", "--scale", "4",
                         "--dataset", hr, "--out", tmp_path / "g8", "--name", "x")
     assert r.returncode == 2 and "one-variant protocol" in r.stderr
+
+
+def test_a_run_folder_gives_last_then_its_stop_then_best(tmp_path):
+    """A pdm run that was stopped early lends its state at the stop, not its best validation
+    (chosen by the hidden kernel in a synthetic experiment); a finished run its last weights."""
+    from visionfw.recipes.pdm import run_files
+    from visionfw.train.config import write_json
+
+    write_json(str(tmp_path / "settings.json"), {"settings": {"scale": 4},
+                                                 "recipe": {"name": "pdm"}})
+
+    def touch(stem):
+        for name in (f"{stem}.weights.h5", f"{stem}.noise.weights.h5"):
+            (tmp_path / name).write_bytes(b"")
+
+    touch("best")
+    assert run_files(str(tmp_path))["kernel"].endswith("best.weights.h5")
+    touch("stopped")
+    files = run_files(str(tmp_path))
+    assert files == {"kernel": str(tmp_path / "stopped.weights.h5"),
+                     "noise": str(tmp_path / "stopped.noise.weights.h5")}
+    assert run_files(str(tmp_path), "best")["noise"].endswith("best.noise.weights.h5")
+    touch("last")
+    assert run_files(str(tmp_path))["kernel"].endswith("last.weights.h5")

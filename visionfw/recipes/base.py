@@ -334,7 +334,9 @@ def saved_networks(run, roles, holds, what, which=None):
     ``run``, whose recipe must have the class attribute ``holds``.
 
     ``which``: ``'last'`` (the end of training), ``'best'``, or ``None``: last if the run has
-    finished, else best. One-line :class:`TrainError` for a missing folder, a run of another
+    finished, else the weights it wrote when it was stopped early (``stopped``: ``--stop-at``,
+    Ctrl-C), else best. (A synthetic experiment may choose best by the hidden truth, which a
+    stopped run's present state does not use.) One-line :class:`TrainError` for a missing folder, a run of another
     recipe (``what`` names the commands that make the right ones) or a run without them yet.
     """
     import os
@@ -348,7 +350,7 @@ def saved_networks(run, roles, holds, what, which=None):
     if cls is None or not getattr(cls, holds, False):
         raise TrainError(f"{run}: not a run of {what} (its settings.json names recipe "
                          f"{name!r})")
-    stems = [which] if which else ["last", "best"]
+    stems = [which] if which else ["last", "stopped", "best"]
     for stem in stems:
         files = {role: os.path.join(run, f"{stem}.weights.h5" if role == cls.main
                                     else f"{stem}.{role}.weights.h5") for role in roles}

@@ -145,7 +145,8 @@ def kernel_psnr_padded(estimate, true):
 def run_files(run, which=None):
     """``{'kernel': path, 'noise': path}`` of a ``train.py pdm`` or ``pdm-sr`` run folder:
     ``which='last'`` (the end of training), ``'best'``, or ``None``: last if the run has
-    finished, else best. One-line :class:`TrainError` when the folder holds no such run."""
+    finished, else its state when it was stopped early, else best. One-line
+    :class:`TrainError` when the folder holds no such run."""
     from visionfw.recipes.base import saved_networks
 
     return saved_networks(run, ("kernel", "noise"), "holds_pdm",
