@@ -42,9 +42,10 @@ def export(protocol, scale, dataset, out, seed, name, kernels_path):
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder of the report (default: RUN/degradation_report).")
-@click.option("--weights", "which", type=click.Choice(["last", "best"]), default=None,
-              help="The run's last or best weights (default: last if the run finished, else "
-                   "best).")
+@click.option("--weights", "which", type=click.Choice(["last", "stopped", "best"]),
+              default=None,
+              help="The run's last, stopped or best weights (default: last if the run "
+                   "finished, else those of its early stop, else best).")
 @click.option("--samples", default=1024, show_default=True, type=int,
               help="Kernels drawn for the statistics.")
 @click.option("--shown", default=16, show_default=True, type=int,

@@ -88,7 +88,8 @@ def degradation_report(run, out, which=None, samples=1024, shown=16, patches=64,
     Args:
         run: the run folder.
         out: the report's folder (made if needed).
-        which: ``'last'``, ``'best'`` or ``None`` (last if the run finished, else its state when stopped early, else best).
+        which: ``'last'``, ``'stopped'``, ``'best'`` or ``None`` (last if the run finished,
+            else its state when stopped early, else best).
         samples: kernels drawn for the statistics.
         shown: kernels drawn in ``kernels.png``.
         patches: HR crops degraded for the noise statistics (of the run's patch size).
