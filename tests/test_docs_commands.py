@@ -312,9 +312,11 @@ def _parse(cmd):
             return None, None
         return None, (f"{label}: no command {args[0] if args else '(none)'!r}; valid: "
                       f"{', '.join(sorted(command.commands))}")
-    # strictly: a code block, unless it reads ../shared on a machine without it (click checks
-    # some paths while parsing)
-    strict = cmd.fenced and (SHARED.is_dir() or not any("../shared/" in a for a in args))
+    # strictly: a code block, unless it reads ../shared on a machine without it, or a folder
+    # under runs/ that an earlier step of the page (a shell line such as mkdir or ln) makes
+    # (click checks some paths while parsing)
+    strict = (cmd.fenced and (SHARED.is_dir() or not any("../shared/" in a for a in args))
+              and not any(a.startswith("runs/") and not (ROOT / a).exists() for a in args))
     try:
         ctx = command.make_context(label, list(args), resilient_parsing=not strict)
     except click.ClickException as exc:
