@@ -10,8 +10,8 @@ real patches score far above all of them, the discriminator has learned the cont
 two image sets, not the degradation, and its gradient cannot lead the kernel to the truth.
 
     python bench/pdm_discriminator.py RUN --hr-dir HR --lr-dir LR \\
-        --spec "gaussian(sigma1=2.6,sigma2=1.2,theta=0.7,size=21)+direct(offset=0)+noise(10)+quantize" \\
-        [--spec ...] [--which best|last] [--patches 64] [--seed 0] [--json OUT]
+        --spec "gaussian(sigma1=2.6,sigma2=1.2,theta=0.7,size=21)+direct+noise(10)+quantize" \\
+        [--spec ...] [--which best|last|stopped] [--patches 64] [--seed 0] [--json OUT]
 """
 import json
 import os
@@ -49,7 +49,8 @@ def crops(folder, size, n, rng):
 @click.option("--lr-dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="The real LR images (the run's --unpaired-dir).")
 @click.option("--spec", "specs", multiple=True, help="A degradation of the library; repeatable.")
-@click.option("--which", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option("--which", type=click.Choice(["best", "last", "stopped"]), default="best",
+              show_default=True)
 @click.option("--patches", default=64, show_default=True, help="Patches per row.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the scores.")

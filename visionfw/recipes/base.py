@@ -336,8 +336,9 @@ def saved_networks(run, roles, holds, what, which=None):
     ``which``: ``'last'`` (the end of training), ``'best'``, or ``None``: last if the run has
     finished, else the weights it wrote when it was stopped early (``stopped``: ``--stop-at``,
     Ctrl-C), else best. (A synthetic experiment may choose best by the hidden truth, which a
-    stopped run's present state does not use.) One-line :class:`TrainError` for a missing folder, a run of another
-    recipe (``what`` names the commands that make the right ones) or a run without them yet.
+    stopped run's present state does not use.) One-line :class:`TrainError` for a missing
+    folder, a run of another recipe (``what`` names the commands that make the right ones) or
+    a run without them yet.
     """
     import os
 

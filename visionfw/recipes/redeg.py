@@ -310,7 +310,8 @@ def _redeg_files(path, which=None):
 def load_redeg(path, which=None):
     """``(degnet, synnet)`` of a ``train.py redegnet`` (or ``redegnet-sr``) run folder -- its
     last weights, its state when stopped early, or best if it has not finished (``which``:
-    ``'last'`` or ``'best'``) -- or of one of its checkpoints (``RUN/best.weights.h5`` or ``RUN/best.degnet.weights.h5``).
+    ``'last'`` or ``'best'``) -- or of one of its checkpoints (``RUN/best.weights.h5`` or
+    ``RUN/best.degnet.weights.h5``).
     A missing folder, a folder of another recipe or a checkpoint of other networks is a
     one-line :class:`~visionfw.train.TrainError` or
     :class:`~visionfw.errors.CheckpointError`."""
