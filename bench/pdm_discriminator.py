@@ -13,7 +13,6 @@ two image sets, not the degradation, and its gradient cannot lead the kernel to 
         --spec "gaussian(sigma1=2.6,sigma2=1.2,theta=0.7,size=21)+direct+noise(10)+quantize" \\
         [--spec ...] [--which best|last|stopped] [--patches 64] [--seed 0] [--json OUT]
 """
-import json
 import os
 import pathlib
 import sys
@@ -62,8 +61,9 @@ def main(run, hr_dir, lr_dir, specs, which, patches, seed, json_path):
     from visionfw.degradation import parse_degradation
     from visionfw.degradation.ops import to_uint8
     from visionfw.recipes.pdm import load_run
+    from visionfw.train.config import write_json
 
-    degradation, settings = load_run(run, which)
+    degradation, _ = load_run(run, which)
     disc_path = pathlib.Path(run) / f"{which}.discriminator.weights.h5"
     if not disc_path.exists():
         raise click.ClickException(f"{disc_path}: no such file (the run's discriminator)")
@@ -90,9 +90,7 @@ def main(run, hr_dir, lr_dir, specs, which, patches, seed, json_path):
     if json_path:
         report = {"run": str(run), "which": which, "hr_dir": hr_dir, "lr_dir": lr_dir,
                   "patches": patches, "lr_side": lr_side, "seed": seed, "scores": scores}
-        tmp = pathlib.Path(json_path).with_suffix(".tmp")
-        tmp.write_text(json.dumps(report, indent=1))
-        tmp.replace(json_path)
+        write_json(json_path, report)
 
 
 if __name__ == "__main__":
