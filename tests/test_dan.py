@@ -450,3 +450,34 @@ def test_dan_usrnet_step_trains_the_estimator_alone_and_resumes_bit_exactly(tmp_
                                    rtol=1e-6)
     with pytest.raises(TrainError, match="expected attention or l1"):
         make_trainer(danusr_config(tmp_path / "c", images, usrnet_file, loss="l2"))
+
+
+def test_dan_usrnet_result_loss_reaches_the_estimator_through_frozen_usrnet(tmp_path, images,
+                                                                           usrnet_file):
+    """With the kernel loss weighted to zero, only ``lambda_sr`` can move the estimator: its
+    L1 between HR and USRNet fed the estimate must pass through USRNet's data steps."""
+    from visionfw.recipes.dan import DANUSRNetRecipe
+    from visionfw.train import TrainError
+
+    silent = {"rho0": "0", "rho1": "0", "rho2": "0"}
+    moved = {}
+    for weight in ("0", "1"):
+        trainer = make_trainer(danusr_config(tmp_path / weight, images, usrnet_file,
+                                             lambda_sr=weight, **silent))
+        recipe = trainer.recipe
+        frozen = [np.array(v) for v in recipe.networks["usrnet"].weights]
+        before = [np.array(v) for v in recipe.networks["estimator"].weights]
+        trainer.fit()
+        after = recipe.networks["estimator"].weights
+        moved[weight] = any(not np.array_equal(a, np.asarray(b))
+                            for a, b in zip(before, after))
+        assert all(np.array_equal(a, np.asarray(b))
+                   for a, b in zip(frozen, recipe.networks["usrnet"].weights))
+        logged = (tmp_path / weight / "train.csv").read_text().splitlines()
+        column = logged[0].split(",").index("loss")         # the kernel loss is weighted 0
+        losses = [float(line.split(",")[column]) for line in logged[1:]]
+        assert losses and all((x > 0) == (weight == "1") for x in losses)
+    assert moved == {"0": False, "1": True}
+    config = danusr_config(tmp_path / "c", images, usrnet_file, lambda_sr="-1")
+    with pytest.raises(TrainError, match="lambda_sr is a loss weight"):
+        DANUSRNetRecipe.check_run(config)

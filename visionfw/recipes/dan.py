@@ -193,8 +193,10 @@ class DANUSRNetRecipe(Recipe):
     trained USRNet (``--usrnet FILE``) for ``loops`` iterations: ``SR = U(LR, k, s, sigma)``
     with the kernel detached, ``k = E(LR, SR)`` with SR detached, from the centred delta
     kernel. The last iteration is supervised: a kernel-space loss between its kernel and the
-    true one (``loss``: KENet's adaptive attention loss by default, or plain L1) and, with
-    ``finetune``, L1 between its SR and HR, which also trains USRNet (frozen otherwise).
+    true one (``loss``: KENet's adaptive attention loss by default, or plain L1); with
+    ``lambda_sr``, L1 between HR and USRNet fed that kernel, whose gradient reaches the
+    estimator through USRNet; with ``finetune``, L1 between its SR and HR, which also trains
+    USRNet (frozen otherwise).
     The default degradation is USRNet's own (Gaussian and motion kernels, circular blur,
     top-left decimation, noise 0-25) at the estimator's kernel size; the noise level fed to
     USRNet is the true one, as in USRNet's non-blind setting."""
@@ -203,6 +205,8 @@ class DANUSRNetRecipe(Recipe):
         Hyperparameter("usrnet", str, "", "the trained USRNet weights (train.py usrnet)"),
         Hyperparameter("loops", int, 4, "unfolded iterations"),
         Hyperparameter("finetune", bool, False, "train USRNet too, on the last SR's L1"),
+        Hyperparameter("lambda_sr", float, 0.0, "weight of the L1 between HR and USRNet fed "
+                       "the last estimate, back-propagated through USRNet to the estimator"),
         *KERNEL_LOSS_PARAMS,
     )
     model = "dan-kernel-estimator"
@@ -223,6 +227,8 @@ class DANUSRNetRecipe(Recipe):
     def check_run(cls, config):
         if int(config.recipe_params.get("loops", 1)) < 1:
             raise TrainError("--recipe-param loops must be at least 1")
+        if float(config.recipe_params.get("lambda_sr", 0)) < 0:
+            raise TrainError("--recipe-param lambda_sr is a loss weight: give 0 or more")
         if not config.recipe_params.get("usrnet"):
             load_usrnet("", config.scale)
         from visionfw.recipes.usrnet import check_usrnet_degradation
@@ -289,10 +295,17 @@ class DANUSRNetRecipe(Recipe):
             kernel_loss = kernel_space_loss(self.options, new, true)
             sr_loss = tf.reduce_mean(tf.abs(sr - hr))
             total = kernel_loss + sr_loss if finetune else kernel_loss
-            return total, (kernel_loss, sr_loss)
+            result_loss = tf.zeros(())
+            if weight:                   # what test.py scores: USRNet fed the new estimate
+                result = self._restore(batch, lr, new, training=finetune)
+                result_loss = tf.reduce_mean(tf.abs(result - hr))
+                total += weight * result_loss
+            return total, (kernel_loss, sr_loss, result_loss)
 
-        total, (kernel_loss, sr_loss) = opt.minimize("dan", loss)
-        return {"loss": total, "kernel_loss": kernel_loss, "sr_loss": sr_loss}
+        weight = self.options["lambda_sr"]
+        total, (kernel_loss, sr_loss, result_loss) = opt.minimize("dan", loss)
+        return {"loss": total, "kernel_loss": kernel_loss, "sr_loss": sr_loss,
+                "result_loss": result_loss}
 
     def predict(self, inputs):
         from visionfw.recipes.kenet import kernel_psnr_tf
