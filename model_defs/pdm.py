@@ -81,7 +81,7 @@ def pdm_kernel(latent: int = 3, nf: int = 64, nb: int = 8, size: int = 0,
 
 @register_model("pdm-noise", recipe="pdm")
 def pdm_noise(latent: int = 3, nf: int = 64, nb: int = 8, conv: int = 3, dim: int = 3,
-              channels: int = 3):
+              channels: int = 3, zero_mean: bool = False):
     """PDM's noise generator: the noise of a blurred LR image, from the image and random
     draws (signal-dependent, the official ``mix``).
 
@@ -99,12 +99,17 @@ def pdm_noise(latent: int = 3, nf: int = 64, nb: int = 8, conv: int = 3, dim: in
             ``body_k``: 3).
         dim: noise channels: 3 (one noise per colour channel) or 1 (the same on each).
         channels: image channels.
+        zero_mean: ours (off in the official code): the degradation removes the noise's mean
+            over each image, channel by channel, so the noise cannot shift the brightness
+            (recorded in ``meta``; :class:`visionfw.recipes.pdm.LearnedDegradation` applies
+            it).
     """
     if min(latent, nf, nb, conv, channels) < 1 or dim not in (1, channels) or conv % 2 == 0:
         raise HyperparameterError(f"pdm-noise needs latent, nf, nb, channels >= 1, an odd conv "
                                   f"and dim 1 or {channels}; got latent={latent}, nf={nf}, "
                                   f"nb={nb}, conv={conv}, dim={dim}, channels={channels}")
-    g = Links("PDMNoise", meta={"output": "noise", "inputs": {"image": "lr", "latent": "z"}})
+    g = Links("PDMNoise", meta={"output": "noise", "inputs": {"image": "lr", "latent": "z"},
+                                "zero_mean": bool(zero_mean)})
     lr = g.input("lr", shape=(None, None, channels))
     z = g.input("z", shape=(None, None, latent))
     x = g("concat", lr, z, sub="Concatenate")

@@ -260,6 +260,35 @@ def test_one_step_updates_each_network_with_its_optimizer(tmp_path, folders):
                    for a, b in zip(before[name], net.trainable_weights)), name
 
 
+def test_zero_mean_noise_is_kept_by_the_run_and_removes_the_noises_mean(tmp_path, folders):
+    from visionfw.checkpoint import load_model
+    from visionfw.recipes.pdm import LearnedDegradation
+
+    trainer = make_trainer(sr_config(tmp_path / "z", folders, steps=1,
+                                     recipe_params={"noise_zero_mean": "true"}))
+    assert trainer.recipe.degradation.zero_mean
+    trainer.fit()
+    saved = (load_model(str(tmp_path / "z" / f"last.{n}.weights.h5"), compile=False)
+             for n in ("kernel", "noise"))
+    learned = LearnedDegradation(*saved, 4)                # the choice is in the checkpoint
+    assert learned.zero_mean
+    plain = LearnedDegradation(learned.kernel_net, learned.noise_net, 4)
+    plain.zero_mean = False
+    conv = last_conv(learned.noise_net)                    # a noise with a clear mean
+    rng = np.random.default_rng(2)
+    conv.set_weights([0.1 * rng.standard_normal(w.shape).astype(np.float32)
+                      for w in conv.get_weights()])
+    hr = np.random.default_rng(3).random((2, 32, 32, 3)).astype(np.float32)
+    draws = learned.fixed_draws(hr)
+    lr, _, noise = (np.asarray(t) for t in learned(hr, *draws))
+    lr0, _, noise0 = (np.asarray(t) for t in plain(hr, *draws))
+    means = noise0.mean(axis=(1, 2), keepdims=True)
+    assert np.abs(means).min() > 1e-3                      # the plain noise has one
+    np.testing.assert_allclose(noise.mean(axis=(1, 2)), 0, atol=1e-6)
+    np.testing.assert_allclose(noise, noise0 - means, atol=1e-6)
+    np.testing.assert_allclose(lr, lr0 - means, atol=1e-6)
+
+
 def test_one_kernel_per_pixel_trains(tmp_path, folders):
     hr, lr = folders
     config = tiny_config(tmp_path / "p", hr, model="pdm-kernel", recipe="pdm", scale=4,

@@ -50,9 +50,10 @@ class LearnedDegradation:
 
     ``D(x) = (x correlated with k) sampled every s-th pixel + n``, ``k = kernel_net(z_k)``
     and ``n = noise_net(blurred, z_n)`` with the blurred image detached, as the official
-    ``DegModel`` feeds its noise model. The random draws are arguments: the training step
-    takes them from the run's checkpointed generator, validation and reports from a fixed
-    seed.
+    ``DegModel`` feeds its noise model; a noise network built with ``zero_mean`` has its
+    noise's mean over each image and channel removed. The random draws are arguments: the
+    training step takes them from the run's checkpointed generator, validation and reports
+    from a fixed seed.
 
     Args:
         kernel_net: a ``pdm-kernel`` network (one kernel per image, or per LR pixel).
@@ -62,8 +63,10 @@ class LearnedDegradation:
 
     def __init__(self, kernel_net, noise_net, scale):
         from visionfw.degradation.layers import KernelDegradation
+        from visionfw.methods.base import model_meta
 
         self.kernel_net, self.noise_net, self.scale = kernel_net, noise_net, int(scale)
+        self.zero_mean = bool(model_meta(noise_net).get("zero_mean", False))
         z = kernel_net.inputs[0].shape
         self.per_pixel = z[1] is None
         self.kernel_latent = int(z[-1])
@@ -92,6 +95,8 @@ class LearnedDegradation:
         blurred = self.layer([tf.cast(hr, tf.float32), kernel])
         noise = tf.cast(self.noise_net([tf.stop_gradient(blurred), zn], training=training),
                         tf.float32)
+        if self.zero_mean:
+            noise -= tf.reduce_mean(noise, axis=[1, 2], keepdims=True)
         return blurred + noise, kernel, noise
 
     def kernels(self, n, seed=SAMPLE_SEED):
@@ -246,6 +251,9 @@ COMMON = (
     Hyperparameter("noise_nb", int, 8, "pdm-noise: residual blocks"),
     Hyperparameter("noise_dim", int, 3, "pdm-noise: noise channels (3, or 1 for the same "
                    "noise on every channel)"),
+    Hyperparameter("noise_zero_mean", bool, False, "pdm-noise: remove the noise's mean over "
+                   "each image and channel, so that it cannot shift the brightness (ours, off "
+                   "as in the official code)"),
     Hyperparameter("d_nf", int, 64, "patchgan: width and score channels"),
     Hyperparameter("d_nb", int, 3, "patchgan: nb (nb - 1 strided stages)"),
 )
@@ -313,7 +321,7 @@ class PDMRecipeBase(Recipe):
 
         o = self.options
         noise_hp = {"latent": o["noise_latent"], "nf": o["noise_nf"], "nb": o["noise_nb"],
-                    "dim": o["noise_dim"]}
+                    "dim": o["noise_dim"], "zero_mean": o["noise_zero_mean"]}
         noise_dict = models.model_dict("pdm-noise", **noise_hp)
         noise = build(noise_dict)
         attach_spec(noise, noise_dict, "pdm-noise", noise_hp)
