@@ -287,7 +287,7 @@ class DANUSRNetRecipe(Recipe):
 
         for _ in range(self.options["loops"] - 1):
             k = iteration(batch, lr, k)
-        finetune = self.options["finetune"]
+        finetune, weight = self.options["finetune"], self.options["lambda_sr"]
 
         def loss(k=k):
             sr = self._restore(batch, lr, tf.stop_gradient(k), training=finetune)
@@ -302,7 +302,6 @@ class DANUSRNetRecipe(Recipe):
                 total += weight * result_loss
             return total, (kernel_loss, sr_loss, result_loss)
 
-        weight = self.options["lambda_sr"]
         total, (kernel_loss, sr_loss, result_loss) = opt.minimize("dan", loss)
         return {"loss": total, "kernel_loss": kernel_loss, "sr_loss": sr_loss,
                 "result_loss": result_loss}
