@@ -136,6 +136,54 @@ def test_spectral_conv_is_normalised_in_training_and_round_trips_its_config():
     assert SNDense.from_config(dense.get_config()).get_config() == dense.get_config()
 
 
+def _kernel_datasets(path):
+    import h5py
+
+    sizes = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: sizes.append(name) if isinstance(obj, h5py.Dataset)
+                     and len(obj.shape) == 4 else None)
+    return sizes
+
+
+def test_spectral_layers_save_each_kernel_once_and_read_files_that_held_it_twice(
+        tmp_path, monkeypatch):
+    import keras
+
+    from visionfw.style_layers import _Spectral
+
+    def model():
+        x = keras.Input((8, 8, 3))
+        from visionfw.style_layers import SNConv2D, SNDense
+        y = SNConv2D(4, 3)(x)
+        y = SNDense(2)(keras.layers.Flatten()(y))
+        return keras.Model(x, y)
+
+    rng = np.random.default_rng(3)
+    src = model()
+    for v in src.weights:
+        v.assign(rng.normal(size=v.shape).astype(np.float32))
+    want = [v.numpy() for v in src.weights]
+    path = str(tmp_path / "new.weights.h5")
+    src.save_weights(path)
+    assert len(_kernel_datasets(path)) == 1          # the conv kernel, once
+    dst = model()
+    dst.load_weights(path)
+    for a, b in zip(want, (v.numpy() for v in dst.weights)):
+        np.testing.assert_array_equal(a, b)
+    # the layout written before: the wrapper saved (kernel, vector_u) of its own as well
+    monkeypatch.setattr(_Spectral, "save_own_variables",
+                        keras.layers.Layer.save_own_variables)
+    old = str(tmp_path / "old.weights.h5")
+    src.save_weights(old)
+    monkeypatch.undo()
+    assert len(_kernel_datasets(old)) == 2
+    dst = model()
+    dst.load_weights(old)
+    for a, b in zip(want, (v.numpy() for v in dst.weights)):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---------------------------------------------------------------- the networks
 
 def n_trainable(model):
