@@ -139,22 +139,21 @@ def test_spectral_conv_is_normalised_in_training_and_round_trips_its_config():
 def _kernel_datasets(path):
     import h5py
 
-    sizes = []
+    names = []
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: sizes.append(name) if isinstance(obj, h5py.Dataset)
+        f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset)
                      and len(obj.shape) == 4 else None)
-    return sizes
+    return names
 
 
 def test_spectral_layers_save_each_kernel_once_and_read_files_that_held_it_twice(
         tmp_path, monkeypatch):
     import keras
 
-    from visionfw.style_layers import _Spectral
+    from visionfw.style_layers import SNConv2D, SNDense, _Spectral
 
     def model():
         x = keras.Input((8, 8, 3))
-        from visionfw.style_layers import SNConv2D, SNDense
         y = SNConv2D(4, 3)(x)
         y = SNDense(2)(keras.layers.Flatten()(y))
         return keras.Model(x, y)
