@@ -305,6 +305,35 @@ def test_load_redeg(redeg_run, tmp_path):
         load_redeg(tmp_path / "x.weights.h5")
 
 
+def test_init_weights_of_a_run_starts_the_networks_saved_beside_it(redeg_run, data, tmp_path):
+    """--init-weights RUN/NAME.weights.h5 starts SynNet from it, DegNet from the
+    NAME.degnet file beside it; the discriminator, whose file is not there, starts fresh."""
+    import shutil
+
+    from visionfw.train.config import prepare_run_folder
+    from visionfw.train.run import build_trainer, resolve_model_and_scale
+
+    given = tmp_path / "given"
+    given.mkdir()
+    for name in ("last.weights.h5", "last.degnet.weights.h5"):
+        shutil.copy(redeg_run / name, given / name)
+    config = redeg_config(tmp_path / "next", data, init_weights=str(given / "last.weights.h5"))
+    lines = []
+    prepare_run_folder(config.out, False)
+    trainer = build_trainer(config, resolve_model_and_scale(config), log=lines.append,
+                            progress=False)
+    nets = trainer.recipe.networks
+    for net, name in (("synnet", "last.weights.h5"), ("degnet", "last.degnet.weights.h5")):
+        file_weights = visionfw.load_model(given / name).get_weights()
+        assert all(np.array_equal(a, b) for a, b in zip(file_weights, nets[net].get_weights()))
+        assert any(line.startswith(f"--init-weights {given / name}: ") for line in lines), net
+    on_file = visionfw.load_model(redeg_run / "last.discriminator.weights.h5").get_weights()
+    assert not all(np.array_equal(a, b)
+                   for a, b in zip(on_file, nets["discriminator"].get_weights()))
+    assert "--init-weights: no discriminator file beside last.weights.h5; it starts from " \
+           "random weights" in lines
+
+
 def test_redegnet_sr_from_a_run_then_test(redeg_run, data, tmp_path):
     hr, pairs = data
     out = tmp_path / "sr-run"

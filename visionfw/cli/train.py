@@ -110,7 +110,8 @@ def main():
 @click.option("--init-weights", type=click.Path(dir_okay=False), default=None,
               help="Start from these weights (a visionfw checkpoint, e.g. from convert or an "
                    "earlier run): layers matching by name and shape are loaded, the rest "
-                   "reported.")
+                   "reported; a recipe's other networks start from their files beside it "
+                   "(RUN/best.degnet.weights.h5 beside RUN/best.weights.h5) when present.")
 @click.option("--summary", is_flag=True, help="Print the layer table and exit.")
 @table_options
 @click.option("--save-dict", type=click.Path(dir_okay=False), default=None,

@@ -162,12 +162,13 @@ class Trainer:
             recipe.want_gains = sampler == "psnr-gain"
             recipe.build()
             self._check_recipe()
-            self.init_report = None
+            self.init_report, self.companion_reports = None, {}
             if init_weights:          # before the EMA copies: they start from these weights
                 from visionfw.checkpoint import describe_transfer, transfer_weights
 
                 self.init_report = transfer_weights(recipe.main_network(), init_weights)
                 self.log(describe_transfer(init_weights, self.init_report))
+                self._init_companions(init_weights)
             self._build_optimizers()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.best_psnr = tf.Variable(-1.0, dtype=tf.float64, trainable=False,
@@ -382,6 +383,32 @@ class Trainer:
         main = self.recipe.main
         return [(main, name)] + [(net, f"{stem}.{net}.weights.h5")
                                  for net in getattr(self.recipe, "saved", ()) if net != main]
+
+    def _init_companions(self, init_weights):
+        """A multi-network run started from ``RUN/NAME.weights.h5`` also starts each other
+        network of the recipe's ``saved`` from ``RUN/NAME.<network>.weights.h5`` when that file
+        lies beside it (a later stage of a staged training: DegNet with its SynNet, the
+        Corrector with its SFTMD); a network without its file starts fresh, and the log says
+        which did which."""
+        from visionfw.checkpoint import describe_transfer, transfer_weights
+
+        folder, name = os.path.split(init_weights)
+        if not name.endswith(".weights.h5"):
+            return
+        fresh = []
+        for net, file_name in self._weight_files(name)[1:]:
+            path = os.path.join(folder, file_name)
+            if net not in self.recipe.networks:
+                continue
+            if not os.path.isfile(path):
+                fresh.append(net)
+                continue
+            report = transfer_weights(self.recipe.networks[net], path)
+            self.companion_reports[net] = report
+            self.log(describe_transfer(path, report))
+        if fresh:
+            self.log(f"--init-weights: no {', '.join(fresh)} file beside {name}; "
+                     f"{'it starts' if len(fresh) == 1 else 'they start'} from random weights")
 
     def _remove_stopped_weights(self):
         """A finished run's ``last`` weights supersede those of an earlier stop."""
