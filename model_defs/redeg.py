@@ -22,6 +22,10 @@ from visionfw.models import register_model
 LRELU = {"negative_slope": 0.2}
 TO_SIGNED = {"scale": 2.0, "offset": -1.0}         # [0, 1] -> [-1, 1]
 TO_UNIT = {"scale": 0.5, "offset": 0.5}            # [-1, 1] -> [0, 1]
+# the style's bias starts as the official modulation layer's, PyTorch's default for a linear
+# layer (uniform within 1 / sqrt(fan in)), not at StyleGAN2's one: a style of one plus a small
+# term leaves the output nearly blind to Omega at the start (measured: docs/redegnet.md)
+STYLE_BIAS = None
 
 
 def _width(nf, level):
@@ -65,7 +69,8 @@ def _styled(g, x, w, filters, skip=None, upsample=False):
     plus the encoder's features at that resolution times a learned scalar that starts at
     zero, then a spectrally normalised conv + LReLU."""
     y = g("modconv", x, w, sub="ModulatedConv2D",
-          par={"filters": filters, "kernel_size": 3, "upsample": upsample})
+          par={"filters": filters, "kernel_size": 3, "upsample": upsample,
+               "style_bias": STYLE_BIAS})
     if skip is not None:
         y = g("merge", y, g("gain", skip, sub="LearnedScale"))
     return _lrelu(g, _sn_conv(g, y, filters))
@@ -75,7 +80,8 @@ def _to_rgb(g, x, w, previous=None):
     """The official ``ToRGB``: tanh(modulated 1x1 convolution without demodulation + bias +
     the previous resolution's RGB resized x2 bilinearly)."""
     y = g("torgb", x, w, sub="ModulatedConv2D",
-          par={"filters": 3, "kernel_size": 1, "demodulate": False, "use_bias": True})
+          par={"filters": 3, "kernel_size": 1, "demodulate": False, "use_bias": True,
+               "style_bias": STYLE_BIAS})
     if previous is not None:
         y = g("merge", y, g("up", previous, sub="BilinearUp2x"))
     return g("tanh", y, sub="Activation", par={"activation": "tanh"})
@@ -134,8 +140,9 @@ def redeg_synnet(omega: int = 512, nf: int = 64, mapping: int = 8, levels: int =
     bilinear resize before the convolution (its ``blur_kernel`` argument is unused), and its
     mapping layers are plain linear ones (no learning-rate multiplier), as here. The
     modulated kernels are stored with unit variance and scaled by ``1 / sqrt(fan in)`` at run
-    time, as there; the affine map to each style starts with a bias of one (StyleGAN2's
-    choice), where the official one keeps PyTorch's default (a small uniform bias).
+    time, as there; the affine map to each style keeps the official start, PyTorch's default
+    for a linear layer (its bias uniform within ``1 / sqrt(w_dim)``), not StyleGAN2's bias of
+    one (``STYLE_BIAS``).
 
     Args:
         omega: length of the representation (input ``omega``).

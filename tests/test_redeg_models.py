@@ -105,6 +105,24 @@ def test_modulated_conv_starts_with_style_bias_one():
     assert layer.style_kernel.shape == (5, 3) and layer.kernel.shape == (3, 3, 3, 2)
 
 
+def test_synnet_styles_start_with_the_official_small_uniform_bias():
+    """SynNet's modulated convolutions start their style bias as PyTorch's linear layer does
+    (uniform within 1 / sqrt(w_dim)), not at one: every bias inside that bound, spread over it,
+    and the layer's config says None so a rebuilt SynNet draws it the same way."""
+    import keras
+
+    from visionfw.style_layers import ModulatedConv2D
+
+    keras.utils.set_random_seed(4)
+    net = visionfw.build_model("redeg-synnet", omega=8, nf=8, mapping=2, levels=2, w_dim=16)
+    layers = [layer for layer in net.layers if isinstance(layer, ModulatedConv2D)]
+    assert len(layers) == 2 + 3 * 2        # coarsest block + RGB, then two blocks + RGB per level
+    biases = np.concatenate([layer.style_bias_weight.numpy() for layer in layers])
+    bound = 1 / math.sqrt(16)
+    assert np.all(np.abs(biases) <= bound) and biases.std() > bound / 3
+    assert all(layer.get_config()["style_bias"] is None for layer in layers)
+
+
 def test_pixel_norm_against_numpy():
     from visionfw.style_layers import PixelNorm
 

@@ -50,7 +50,8 @@ class ModulatedConv2D(keras.layers.Layer):
         demodulate: normalise each output channel (False for an RGB head).
         upsample: resize the input x2 before the convolution.
         use_bias: add a bias (starting at zero) after the (de)modulation.
-        style_bias: the starting value of the style's bias ``b``.
+        style_bias: the starting value of the style's bias ``b``, or None for PyTorch's default
+            of a linear layer's bias, uniform within ``1 / sqrt(D)`` (the official ReDegNet's).
         epsilon: added under the demodulation's square root.
         **kwargs: passed to ``keras.layers.Layer``.
     """
@@ -69,7 +70,7 @@ class ModulatedConv2D(keras.layers.Layer):
         self.demodulate = bool(demodulate)
         self.upsample = bool(upsample)
         self.use_bias = bool(use_bias)
-        self.style_bias = float(style_bias)
+        self.style_bias = None if style_bias is None else float(style_bias)
         self.epsilon = float(epsilon)
 
     def build(self, input_shapes):
@@ -84,7 +85,10 @@ class ModulatedConv2D(keras.layers.Layer):
             initializer=keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform"))
         self.style_bias_weight = self.add_weight(
             name="style_bias", shape=(cin,),
-            initializer=keras.initializers.Constant(self.style_bias))
+            initializer=(keras.initializers.Constant(self.style_bias)
+                         if self.style_bias is not None else
+                         keras.initializers.RandomUniform(-1 / math.sqrt(dim),
+                                                          1 / math.sqrt(dim))))
         self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
                      if self.use_bias else None)
         self.gain = 1.0 / math.sqrt(cin * k * k)
