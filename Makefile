@@ -16,9 +16,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 # Two pytest workers (pytest-xdist), one per core; `make test WORKERS=0` runs in one process.
 # Work stealing: a worker that finishes its share takes tests from the other's queue.
+# The 20 slowest tests are listed at the end, to keep the suite within its 10 minutes.
 WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(WORKERS) $(if $(filter 0,$(WORKERS)),,--dist worksteal)
+	$(BIN)/python -m pytest -q -n $(WORKERS) $(if $(filter 0,$(WORKERS)),,--dist worksteal) \
+	    --durations=20
 
 # A small SRResNet (4 blocks, 32 filters, no BatchNorm) trained x2 on the colour photographs
 # embedded in scikit-image, then test.py on the three held-out photographs (model vs bicubic,
