@@ -63,6 +63,30 @@ def test_consistency_and_disentanglement_by_hand():
     assert float(disentanglement(a, a, 0.4, 0.5)) == pytest.approx(0.8)      # eps keeps it finite
 
 
+def test_batch_contrast_by_hand():
+    from visionfw.losses import batch_contrast
+
+    a = np.array([[1.0, 0.0], [-1.0, 0.0]], np.float32)          # centred already
+    # twins aligned: cos 1 on the diagonal, -1 off it -> log(1 + e^-2) per row and direction
+    assert float(batch_contrast(a, 3 * a, 1.0)) == pytest.approx(np.log1p(np.exp(-2.0)))
+    # twins swapped: the diagonal is the far one -> log(1 + e^2)
+    assert float(batch_contrast(a, a[::-1], 1.0)) == pytest.approx(np.log1p(np.exp(2.0)))
+    # a vector shared by every row changes nothing: it is taken out first
+    assert float(batch_contrast(a + 5, 3 * a + 5, 1.0)) == pytest.approx(np.log1p(np.exp(-2.0)))
+    # a numpy reference on a random batch, both directions averaged
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+    centre = np.concatenate([x, y]).mean(0)
+    u, v = x - centre, y - centre
+    cos = (u / np.linalg.norm(u, axis=1, keepdims=True)) @ \
+        (v / np.linalg.norm(v, axis=1, keepdims=True)).T / 0.1
+
+    def ce(m):
+        return np.mean(np.log(np.exp(m).sum(1)) - np.diag(m))
+    assert float(batch_contrast(x.astype(np.float32), y.astype(np.float32), 0.1)) == \
+        pytest.approx(0.5 * (ce(cos) + ce(cos.T)), rel=1e-5)
+
+
 # ---------------------------------------------------------------- the synthetic chain
 
 def test_chain_is_one_degradation_on_two_contents():
@@ -189,7 +213,7 @@ def test_each_update_reaches_only_its_networks(tmp_path, data):
     assert opt.reached == {"redeg": {"degnet", "synnet", "discriminator"},
                            "discriminator": {"discriminator"}}
     assert set(out) >= {"pixel", "perceptual", "style", "consistency", "disentangle",
-                        "adversarial", "discriminator_loss", "loss"}
+                        "adversarial", "contrast", "discriminator_loss", "loss"}
     assert all(np.isfinite(float(v)) for v in out.values())
 
 
@@ -273,7 +297,7 @@ def test_train_redegnet_writes_its_networks_and_losses(redeg_run):
         assert (redeg_run / name).is_file(), name
     tags = event_tags(redeg_run)
     for loss in ("pixel", "perceptual", "style", "consistency", "disentangle", "adversarial",
-                 "discriminator_loss"):
+                 "contrast", "discriminator_loss"):
         assert f"train/{loss}" in tags, loss
     assert (redeg_run / "train.csv").read_text().splitlines()[0].startswith("step,loss")
 

@@ -131,6 +131,26 @@ def degradation_consistency(omega_a, omega_b):
     return tf.reduce_mean(tf.abs(omega_a - omega_b))
 
 
+def batch_contrast(omega_a, omega_b, temperature=0.1):
+    """InfoNCE over a batch: row ``i`` of ``omega_a`` should be nearer (cosine) to row ``i`` of
+    ``omega_b`` -- the same degradation on other content -- than to any other row, which holds
+    another degradation. Both are first centred on the mean of all their rows (a vector shared
+    by every Omega tells nothing apart and would make every cosine near one). The
+    cross-entropy of ``softmax(cos(a_i, b_j) / temperature)`` over ``j`` at ``j = i``, averaged
+    over both directions (a to b, b to a) and the rows."""
+    import tensorflow as tf
+
+    a, b = tf.cast(omega_a, tf.float32), tf.cast(omega_b, tf.float32)
+    centre = tf.reduce_mean(tf.concat([a, b], axis=0), axis=0, keepdims=True)
+    a = tf.math.l2_normalize(a - centre, axis=-1)
+    b = tf.math.l2_normalize(b - centre, axis=-1)
+    logits = tf.matmul(a, b, transpose_b=True) / temperature
+    labels = tf.range(tf.shape(logits)[0])
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits
+    return 0.5 * (tf.reduce_mean(ce(labels=labels, logits=logits))
+                  + tf.reduce_mean(ce(labels=labels, logits=tf.transpose(logits))))
+
+
 def disentanglement(omega_real, omega_synthetic, lam=1.0, eps=1e-8):
     """``lam / (mean|Omega_real - Omega_synthetic| + eps)``: one content under two
     degradations should read apart (ReDegNet's "contrastive" term)."""

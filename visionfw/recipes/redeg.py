@@ -372,6 +372,9 @@ WEIGHTS = (
                    "added to 10 x L1)"),
     Hyperparameter("w_adversarial", float, 0.01, "weight of the hinge generator loss "
                    "(official gan_syn_opt loss_weight 1e-2)"),
+    Hyperparameter("w_contrast", float, 0.0, "weight of a batch InfoNCE on the synthetic "
+                   "Omegas (ours, not official; 0: off): each syn_a Omega nearest its syn_b "
+                   "twin among the batch's other chains"),
 )
 
 
@@ -395,6 +398,7 @@ class ReDegNetRecipe(Recipe):
                        "file or a .weights.h5 checkpoint; RGB [0, 1] in, features out"),
         Hyperparameter("feature_weights", str, "", "comma list, one weight per feature output "
                        "(empty: the official 2,1.2,0.6,0.2,0.1 for five outputs, else 1 each)"),
+        Hyperparameter("temperature", float, 0.1, "temperature of the w_contrast InfoNCE"),
         Hyperparameter("deg_nf", int, 64, "redeg-degnet: width"),
         Hyperparameter("d_nf", int, 64, "redeg-disc: width"),
     )
@@ -424,6 +428,8 @@ class ReDegNetRecipe(Recipe):
         for p in WEIGHTS:
             if not o[p.name] >= 0:
                 raise TrainError(f"--recipe-param {p.name} must be >= 0, got {o[p.name]}")
+        if not o["temperature"] > 0:
+            raise TrainError(f"--recipe-param temperature must be > 0, got {o['temperature']}")
         if not o["eps"] > 0:
             raise TrainError(f"--recipe-param eps must be > 0, got {o['eps']}")
         if not 0 <= o["swap"] <= 1:
@@ -515,14 +521,16 @@ class ReDegNetRecipe(Recipe):
                 (fake_b, fake_a, fake_real), (syn_b, syn_a, real))
             consistency = losses.degradation_consistency(w_b, w_a)
             disentangle = losses.disentanglement(w_real, w_a, 1.0, o["eps"])
+            contrast = losses.batch_contrast(w_a, w_b, o["temperature"])
             adversarial = losses.hinge_generator(
                 tf.cast(d([fake_real, hq, tf.stop_gradient(w_real)], training=True), tf.float32))
             total = (o["w_pixel"] * pixel + o["w_perceptual"] * perceptual
                      + o["w_style"] * style + o["w_consistency"] * consistency
-                     + o["w_disentangle"] * disentangle + o["w_adversarial"] * adversarial)
+                     + o["w_disentangle"] * disentangle + o["w_adversarial"] * adversarial
+                     + o["w_contrast"] * contrast)
             parts = {"pixel": pixel, "perceptual": perceptual, "style": style,
                      "consistency": consistency, "disentangle": disentangle,
-                     "adversarial": adversarial}
+                     "adversarial": adversarial, "contrast": contrast}
             return total, (fake_real, w_real, parts)
 
         loss, (fake, w_real, out) = opt.minimize("redeg", generator_loss)
