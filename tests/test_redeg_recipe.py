@@ -373,6 +373,23 @@ def test_redegnet_sr_from_a_run_then_test(redeg_run, data, tmp_path):
     # the SR network is an ordinary model: test.py takes the run folder
     r = run_cli("test.py", "--weights", out, "--dataset", hr, "--scale", "2")
     assert r.returncode == 0, r.stderr
+    # a second stage from this one's SR weights keeps the frozen SynNet of its own --redeg,
+    # not the copy saved beside the weights it starts from
+    import shutil
+
+    other = tmp_path / "other-redeg"
+    shutil.copytree(redeg_run, other)
+    synnet = visionfw.load_model(other / "last.weights.h5")
+    synnet.set_weights([w + 0.01 for w in synnet.get_weights()])
+    visionfw.save_model(synnet, other / "last.weights.h5")
+    again = tmp_path / "sr-again"
+    r = run_cli("train.py", "redegnet-sr", "--param", "B=1", "--param", "filters=8",
+               "--scale", "2", "--redeg", other, "--pairs", pairs, "--train-dir", hr,
+               "--steps", "1", "--batch-size", "2", "--patch-size", "32",
+               "--init-weights", out / "last.weights.h5", "--out", again)
+    assert r.returncode == 0, r.stderr
+    kept = visionfw.load_model(again / "last.synnet.weights.h5").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(synnet.get_weights(), kept))
 
 
 def test_redegnet_sr_degrades_with_the_bank(redeg_run, data, tmp_path):

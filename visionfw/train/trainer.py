@@ -387,9 +387,10 @@ class Trainer:
     def _init_companions(self, init_weights):
         """A multi-network run started from ``RUN/NAME.weights.h5`` also starts each other
         network of the recipe's ``saved`` from ``RUN/NAME.<network>.weights.h5`` when that file
-        lies beside it (a later stage of a staged training: DegNet with its SynNet, the
-        Corrector with its SFTMD); a network without its file starts fresh, and the log says
-        which did which."""
+        lies beside it (a later stage of a staged training: DegNet with its SynNet); a network
+        without its file starts fresh, and the log says which. Frozen networks are left alone:
+        they come from their own option (``redegnet-sr --redeg``), which a file beside the
+        given one must not replace."""
         from visionfw.checkpoint import describe_transfer, transfer_weights
 
         folder, name = os.path.split(init_weights)
@@ -398,7 +399,7 @@ class Trainer:
         fresh = []
         for net, file_name in self._weight_files(name)[1:]:
             path = os.path.join(folder, file_name)
-            if net not in self.recipe.networks:
+            if net not in self.recipe.networks or not self.recipe.networks[net].trainable:
                 continue
             if not os.path.isfile(path):
                 fresh.append(net)
