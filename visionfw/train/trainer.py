@@ -162,7 +162,7 @@ class Trainer:
             recipe.want_gains = sampler == "psnr-gain"
             recipe.build()
             self._check_recipe()
-            self.init_report, self.companion_reports = None, {}
+            self.init_report = None
             if init_weights:          # before the EMA copies: they start from these weights
                 from visionfw.checkpoint import describe_transfer, transfer_weights
 
@@ -404,9 +404,7 @@ class Trainer:
             if not os.path.isfile(path):
                 fresh.append(net)
                 continue
-            report = transfer_weights(self.recipe.networks[net], path)
-            self.companion_reports[net] = report
-            self.log(describe_transfer(path, report))
+            self.log(describe_transfer(path, transfer_weights(self.recipe.networks[net], path)))
         if fresh:
             self.log(f"--init-weights: no {', '.join(fresh)} file beside {name}; "
                      f"{'it starts' if len(fresh) == 1 else 'they start'} from random weights")
