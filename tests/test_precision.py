@@ -1,5 +1,7 @@
 """--precision bf16: every registered model and visionfw layer builds and runs under Keras'
 mixed_bfloat16 policy, and gives its float32 output within bfloat16's precision."""
+import re
+
 import numpy as np
 import pytest
 
@@ -60,6 +62,50 @@ def test_sft_keeps_its_own_policy_for_its_branches(bf16):
     assert layer([x, x]).dtype == "bfloat16"
     assert all(sub.compute_dtype == "bfloat16"
                for sub in (layer.mul_conv1, layer.mul_conv2, layer.add_conv1, layer.add_conv2))
+
+
+def traced_ops(model, xs):
+    """The operations of one traced inference call: ``[(type, name, input dtypes, output
+    dtypes)]``."""
+    import tensorflow as tf
+
+    fn = tf.function(lambda *a: model(list(a) if len(a) > 1 else a[0], training=False))
+    graph = fn.get_concrete_function(*xs).graph
+    return [(op.type, op.name, [t.dtype.name for t in op.inputs],
+             [t.dtype.name for t in op.outputs]) for op in graph.get_operations()]
+
+
+def test_nested_blocks_take_bf16_feature_maps_without_casting_them(bf16):
+    """A block's inputs take the dtype of what its parent feeds it: under bf16 a block's
+    feature map is not cast to float32 on the way in and back in its first layer (before, each
+    SFTMD or SRResNet block did both, and their gradients again)."""
+    import tensorflow as tf
+
+    for name, hp, xs in [
+            ("sftmd", {"nb": 2, "nf": 8}, [tf.random.uniform([1, 8, 8, 3]),
+                                           tf.random.uniform([1, 10])]),
+            ("srresnet", {"B": 2, "filters": 8}, [tf.random.uniform([1, 8, 8, 3])])]:
+        model = visionfw.build_model(name, compile=False, **hp)
+        ops = traced_ops(model, xs)
+        blocks = [op for op in ops if "/block_" in op[1]]
+        assert blocks, name
+        # the block's own casts (its layers' casts, e.g. SFT's sigmoid, are theirs)
+        widening = [op[1] for op in blocks if op[0] == "Cast"
+                    and re.search(r"/block_\d+(_\d+)?/Cast(_\d+)?$", op[1])
+                    and op[2] == ["bfloat16"] and op[3] == ["float32"]]
+        assert widening == [], (name, widening)
+
+
+def test_sft_sigmoid_runs_in_float32_under_bf16(bf16):
+    """TensorFlow's CPU logistic has no vector code for bfloat16: SFT takes its sigmoid in
+    float32 and gives the product's factor back in bfloat16."""
+    import tensorflow as tf
+
+    model = visionfw.build_model("sftmd", nb=1, nf=8, compile=False)
+    ops = traced_ops(model, [tf.random.uniform([1, 8, 8, 3]), tf.random.uniform([1, 10])])
+    sigmoids = [op for op in ops if op[0] == "Sigmoid"]
+    assert len(sigmoids) == 3                       # one per SFT layer: two in the block, one after
+    assert all(op[2] == ["float32"] for op in sigmoids), sigmoids
 
 
 def test_visionfw_layers_under_bf16(bf16):

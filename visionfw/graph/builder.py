@@ -132,9 +132,10 @@ def _layer_name(step):
 
 
 def _build_plan(plan, name, path, trace, shared, shapes, nested=False, probe=None,
-                probe_note=""):
+                probe_note="", dtypes=None):
     """Build a plan; ``shapes`` overrides the input shapes (a nested block's, or the fixed
-    size of :func:`build`), ``probe`` gives the inputs' shapes on the shape probe."""
+    size of :func:`build`), ``probe`` gives the inputs' shapes on the shape probe, ``dtypes``
+    a nested block's input dtypes (those of the tensors its parent feeds it)."""
     import keras
 
     tensors = {}
@@ -145,7 +146,8 @@ def _build_plan(plan, name, path, trace, shared, shapes, nested=False, probe=Non
         else:
             shape = spec.shape if spec.shape is not None else DEFAULT_INPUT["shape"]
         in_name = spec.name or (spec.node if isinstance(spec.node, str) else f"input_{spec.node}")
-        t = keras.Input(shape=tuple(shape), dtype=None if nested else spec.dtype, name=in_name)
+        dtype = (dtypes[i] if dtypes else None) if nested else spec.dtype
+        t = keras.Input(shape=tuple(shape), dtype=dtype, name=in_name)
         tensors[spec.node] = t
         model_inputs.append(t)
     # node -> its shape (batch included) on the probe
@@ -294,7 +296,8 @@ def _make(step, xs, path, shared, float32=False, probe_xs=None, probe_note=""):
                              f"{_first_line(exc)}", path) from None
     shapes = [tuple(x.shape[1:]) for x in xs]
     if entry.kind == "block":
-        sub_inputs = [keras.Input(shape=s, name=f"{name}_in{i}") for i, s in enumerate(shapes)]
+        sub_inputs = [keras.Input(shape=s, dtype=d, name=f"{name}_in{i}")
+                      for i, (s, d) in enumerate(zip(shapes, _input_dtypes(xs)))]
         try:
             out = entry.target(*sub_inputs, **step.par)
         except LinkError:
@@ -312,7 +315,15 @@ def _make(step, xs, path, shared, float32=False, probe_xs=None, probe_note=""):
                              f"block declares {spec.shape}", path)
     probe = None if probe_xs is None else [tuple(x.shape[1:]) for x in probe_xs]
     return _build_plan(step.plan, name, path + (label,), None, shared, shapes, nested=True,
-                       probe=probe, probe_note=probe_note)
+                       probe=probe, probe_note=probe_note, dtypes=_input_dtypes(xs))
+
+
+def _input_dtypes(xs):
+    """The dtypes a nested block's inputs take: those of the tensors fed to it. A block's
+    input of another float dtype would make Keras cast each call's tensor on the way in (under
+    bf16, a bfloat16 feature map to float32 and back to bfloat16 in the block's first layer:
+    two copies of it, and two more in the gradient, per block and step)."""
+    return [x.dtype if "float" in str(x.dtype) else None for x in xs]
 
 
 def _compatible(a, b):
