@@ -50,6 +50,28 @@ def test_blur_one_kernel_per_image():
         np.testing.assert_allclose(out[i].numpy(), ref, atol=2e-6)
 
 
+@pytest.mark.parametrize("padding", ["reflect", "symmetric", "circular", "zero"])
+@pytest.mark.parametrize("shape, ksize", [((24, 20), (5, 5)), ((17, 30), (4, 6)),
+                                          ((9, 8), (25, 25)), ((64, 63), (21, 21))])
+def test_float64_blur_is_scipy_convolve_to_float64_precision(padding, shape, ksize):
+    """float64 images (the protocols that truncate like SciPy) are blurred by FFTs: as exact as
+    SciPy's own float64 convolution, shared kernel or one per image, kernels larger than the
+    image included."""
+    batch = RNG.random((2, *shape, 3))
+    kernel = RNG.random(ksize)
+    kernel /= kernel.sum()
+    kernels = RNG.random((2, *ksize))
+    kernels /= kernels.sum(axis=(1, 2), keepdims=True)
+    shared, each = ops.blur(batch, kernel, padding), ops.blur(batch, kernels, padding)
+    assert shared.dtype == np.float64 and shared.shape == batch.shape
+    mode = ops.SCIPY_MODES[padding]
+    for i in range(2):
+        np.testing.assert_allclose(shared[i], ndi.convolve(batch[i], kernel[..., None], mode=mode),
+                                   rtol=0, atol=1e-13)
+        np.testing.assert_allclose(each[i], ndi.convolve(batch[i], kernels[i][..., None],
+                                                         mode=mode), rtol=0, atol=1e-13)
+
+
 def test_delta_lands_where_the_convention_says():
     # blur: the kernel is pasted with its origin (tap size // 2) on the delta
     img = np.zeros((31, 31, 1), np.float32)
