@@ -150,7 +150,7 @@ def make_inputs(model, batch, size, tf, scale=None):
     return xs[0] if len(xs) == 1 else xs
 
 
-def time_data_step(shape, runs, jit, tf):
+def time_data_step(shape, runs, jit, tf, timer=median_ms):
     """The USRNet data step alone: z (1, 4h, 4w, 3), y (1, h, w, 3), a 25x25 kernel."""
     from visionfw.layers import usrnet_data_step
 
@@ -162,10 +162,10 @@ def time_data_step(shape, runs, jit, tf):
     alpha = tf.fill([batch], 0.05)
     fn = tf.function(lambda z, y, k, a: usrnet_data_step(z, y, k, a, 4), jit_compile=jit)
     fn(z, y, k, alpha)
-    return median_ms(lambda: fn(z, y, k, alpha).numpy(), runs), 0
+    return timer(lambda: fn(z, y, k, alpha).numpy(), runs), 0
 
 
-def time_ikc_loop(shape, runs, jit, tf, visionfw):
+def time_ikc_loop(shape, runs, jit, tf, visionfw, timer=median_ms):
     """Predictor, then IKC_LOOP_ITERATIONS times Corrector and SFTMD, as test.py ikc runs it."""
     from visionfw.recipes.ikc import ikc_loop
 
@@ -177,21 +177,23 @@ def time_ikc_loop(shape, runs, jit, tf, visionfw):
     fn = tf.function(lambda lr: ikc_loop(p, c, f, lr, IKC_LOOP_ITERATIONS)[1][-1],
                      jit_compile=jit, autograph=False)
     concrete = fn.get_concrete_function(lr)
-    return median_ms(lambda: fn(lr).numpy(), runs), graph_flops(concrete)
+    return timer(lambda: fn(lr).numpy(), runs), graph_flops(concrete)
 
 
-def time_case(name, hp, kind, shape, runs, jit, tf, visionfw, keras):
+def time_case(name, hp, kind, shape, runs, jit, tf, visionfw, keras, timer=median_ms):
+    """``(ms, flops)`` of one case; ``timer(fn, runs)`` times the built call (the median of
+    ``runs`` by default; ``bench/op_profile.py`` passes a profiler)."""
     if kind == "data_step":
-        return time_data_step(shape, runs, jit, tf)
+        return time_data_step(shape, runs, jit, tf, timer)
     if kind == "ikc_loop":
-        return time_ikc_loop(shape, runs, jit, tf, visionfw)
+        return time_ikc_loop(shape, runs, jit, tf, visionfw, timer)
     model = visionfw.build_model(name, compile=False, **hp)
     batch, h, w = shape
     x = make_inputs(model, batch, (h, w), tf, hp.get("scale"))
     if kind == "infer":
         fn = tf.function(lambda x: model(x, training=False), jit_compile=jit)
         concrete = fn.get_concrete_function(x)
-        ms = median_ms(lambda: tf.nest.map_structure(lambda t: t.numpy(), fn(x)), runs)
+        ms = timer(lambda: tf.nest.map_structure(lambda t: t.numpy(), fn(x)), runs)
         return ms, graph_flops(concrete)
     if not model.trainable_weights:
         return None, 0
@@ -211,7 +213,7 @@ def time_case(name, hp, kind, shape, runs, jit, tf, visionfw, keras):
 
     fn = tf.function(step, jit_compile=jit)
     concrete = fn.get_concrete_function(x, target)
-    ms = median_ms(lambda: fn(x, target).numpy(), runs)
+    ms = timer(lambda: fn(x, target).numpy(), runs)
     return ms, graph_flops(concrete)
 
 
