@@ -114,18 +114,16 @@ def blur(images, kernels, padding="reflect"):
     before = (kh - 1 - kernel_origin(kh), kw - 1 - kernel_origin(kw))
     after = (kernel_origin(kh), kernel_origin(kw))
     xp = pad(x, before, after, padding)
+    # convolution = correlation with the flipped kernel; its origin moves to size-1-size//2
+    flipped = tf.reverse(k, axis=[-2, -1])
+    channels = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
     if x.dtype == tf.float64:
         y = _blur_fft(xp, k)
-        y.set_shape(x.shape)
-        return _restore(y, single, as_numpy)
-    # convolution = correlation with the flipped kernel; its origin moves to size-1-size//2
-    k = tf.reverse(k, axis=[-2, -1])
-    channels = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
-    if k.shape.rank == 2:
-        filt = tf.tile(k[:, :, tf.newaxis, tf.newaxis], [1, 1, channels, 1])
+    elif k.shape.rank == 2:
+        filt = tf.tile(flipped[:, :, tf.newaxis, tf.newaxis], [1, 1, channels, 1])
         y = tf.nn.depthwise_conv2d(xp, filt, [1, 1, 1, 1], "VALID")
     else:
-        y = _blur_per_image(xp, k, channels)
+        y = _blur_per_image(xp, flipped, channels)
     y.set_shape(x.shape)
     return _restore(y, single, as_numpy)
 
