@@ -64,6 +64,35 @@ def test_attention_loss_on_a_hand_computed_example():
         attention(e, t, thresholds=(0.1, 0.2), weights=(1.0,))
 
 
+def test_target_blur_trains_towards_the_softened_kernel():
+    """``target_blur``: the loss is the attention loss against the true kernel convolved with
+    a zero-padded Gaussian (SciPy's ``gaussian_filter``, ``mode='constant'``) and renormalised;
+    0 leaves the true kernel."""
+    from scipy.ndimage import gaussian_filter
+
+    from visionfw.losses import attention
+    from visionfw.recipes.kenet import KERNEL_LOSS_PARAMS, kernel_loss
+
+    options = {p.name: p.default for p in KERNEL_LOSS_PARAMS}
+    rng = np.random.default_rng(3)
+    true = (rng.random((2, 15, 15)) ** 10).astype(np.float32)
+    true /= true.sum(axis=(1, 2), keepdims=True)
+    est = rng.random((2, 15, 15)).astype(np.float32)
+    est /= est.sum(axis=(1, 2), keepdims=True)
+    assert float(kernel_loss(options, est, true)) == pytest.approx(float(attention(est, true)))
+    for sigma in (0.7, 2.5):
+        soft = np.stack([gaussian_filter(k.astype(np.float64), sigma, mode="constant")
+                         for k in true])
+        soft /= soft.sum(axis=(1, 2), keepdims=True)
+        got = float(kernel_loss(dict(options, target_blur=sigma), est, true))
+        assert got == pytest.approx(float(attention(est, soft.astype(np.float32))), rel=1e-5)
+        # the softened target itself scores (nearly) zero, the true kernel does not
+        assert float(kernel_loss(dict(options, target_blur=sigma), soft.astype(np.float32),
+                                 true)) < 1e-7 < float(kernel_loss(dict(options,
+                                                                        target_blur=sigma),
+                                                                   true, true))
+
+
 # ---------------------------------------------------------------- the network
 
 @pytest.mark.parametrize("scale,side", [(2, 11), (4, 21)])
@@ -235,6 +264,9 @@ def test_kenet_loss_choice_and_bad_settings(tmp_path):
     assert r.returncode != 0 and "blurs nothing" in r.stderr
     r = run_cli("train.py", *base, "--out", tmp_path / "c", "--recipe-param", "loss=mse")
     assert r.returncode != 0 and "expected attention or l1" in r.stderr
+    r = run_cli("train.py", *base, "--out", tmp_path / "d", "--recipe-param", "target_blur=-1")
+    assert r.returncode != 0 and "target_blur is a Gaussian's sigma" in r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("error:")
 
 
 def test_ikc_predictor_without_sftmd_fits_its_pca(tmp_path):

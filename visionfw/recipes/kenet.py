@@ -6,6 +6,7 @@ Validation scores the estimate by kernel PSNR (``kernel_psnr`` in ``val.csv``, t
 ``best.weights.h5`` keeps the best of); the ``psnr`` columns are those of a plain bicubic
 up-sampling, since a kernel estimator makes no image.
 """
+import numpy as np
 import tensorflow as tf
 
 from visionfw.params import Hyperparameter
@@ -91,6 +92,9 @@ KERNEL_LOSS_PARAMS = (
     Hyperparameter("rho0", float, 0.01, "weight of the L1 on all taps"),
     Hyperparameter("rho1", float, 0.1, "weight of the term masked at lambda1"),
     Hyperparameter("rho2", float, 1.0, "weight of the term masked at lambda2"),
+    Hyperparameter("target_blur", float, 0.0, "train towards the true kernel softened by a "
+                   "Gaussian of this sigma in HR pixels (zero outside the window, "
+                   "renormalised); 0: the true kernel itself"),
 )
 
 
@@ -102,6 +106,23 @@ def check_kernel_loss(options):
         if not 0.0 <= options[name] < 1.0:
             raise TrainError(f"--recipe-param {name} is a fraction of the kernel's maximum in "
                              f"[0, 1), got {options[name]}")
+    if not 0.0 <= options["target_blur"] <= 10.0:
+        raise TrainError(f"--recipe-param target_blur is a Gaussian's sigma in HR pixels in "
+                         f"[0, 10], got {options['target_blur']}")
+
+
+def soften_kernels(kernels, sigma):
+    """``(B, k, k)`` kernels convolved with a Gaussian of ``sigma`` taps (truncated at 4 sigma,
+    zero outside the window: SciPy's ``gaussian_filter`` with ``mode='constant'``) and
+    renormalised to sum to one."""
+    radius = int(4.0 * sigma + 0.5)
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-0.5 * (offsets / sigma) ** 2)
+    taps = tf.constant(taps / taps.sum(), kernels.dtype)
+    x = kernels[..., None]
+    x = tf.nn.conv2d(x, tf.reshape(taps, [-1, 1, 1, 1]), 1, "SAME")
+    x = tf.nn.conv2d(x, tf.reshape(taps, [1, -1, 1, 1]), 1, "SAME")[..., 0]
+    return x / tf.reduce_sum(x, axis=[1, 2], keepdims=True)
 
 
 def kernel_loss(options, estimate, true):
@@ -109,6 +130,8 @@ def kernel_loss(options, estimate, true):
     kernels."""
     from visionfw.losses import get_loss
 
+    if options.get("target_blur"):
+        true = soften_kernels(true, float(options["target_blur"]))
     if options["loss"] == "l1":
         return get_loss("l1")(estimate, true)
     return get_loss("attention")(estimate, true,
