@@ -130,13 +130,15 @@ def main(weights, data_root, dataset, rows, threads, json_path):
         out["rows"][label] = {
             "variants": [r["variant"] for r in res],
             "psnr": [round(r["psnr"], 4) for r in res],
-            "kernel_psnr": [round(r["kernel_psnr"], 3) for r in res],
+            # the true kernel's own kernel PSNR is infinite: null in the JSON
+            "kernel_psnr": [round(r["kernel_psnr"], 3) if np.isfinite(r["kernel_psnr"])
+                            else None for r in res],
             "mean_psnr": round(float(np.mean([r["psnr"] for r in res])), 4)}
         row = out["rows"][label]
         click.echo(f"{label:<24} " + " ".join(f"{p:6.2f}" for p in row["psnr"])
                    + f"  mean {row['mean_psnr']:.2f}")
-        click.echo(f"{'  kernel PSNR':<24} " + " ".join(f"{p:6.1f}" for p in
-                                                       row["kernel_psnr"]))
+        click.echo(f"{'  kernel PSNR':<24} " + " ".join(
+            f"{p:6.1f}" if p is not None else f"{'inf':>6}" for p in row["kernel_psnr"]))
     if json_path:
         tmp = json_path + ".tmp"
         with open(tmp, "w") as f:
