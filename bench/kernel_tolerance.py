@@ -37,22 +37,30 @@ DEFAULT_ROWS = ("true", "blur:0.5", "blur:0.7", "blur:1.0", "blur:1.5", "gaussia
 
 
 def blurred(kernel, sigma):
-    """``kernel`` convolved with a Gaussian of ``sigma`` taps, zero outside, renormalised."""
-    from scipy.ndimage import gaussian_filter
+    """``kernel`` softened as ``--recipe-param target_blur`` softens a training target: a
+    Gaussian of ``sigma`` taps, zero outside, renormalised (float64)."""
+    import tensorflow as tf
 
-    k = gaussian_filter(np.asarray(kernel, np.float64), sigma, mode="constant")
-    return k / k.sum()
+    from visionfw.recipes.kenet import soften_kernels
+
+    k = tf.constant(np.asarray(kernel, np.float64)[None])
+    return soften_kernels(k, float(sigma))[0].numpy()
 
 
 def moment_gaussian(kernel):
-    """The Gaussian (same window) with ``kernel``'s centroid and covariance."""
-    k = np.asarray(kernel, np.float64)
-    k = k / k.sum()
-    rows, cols = np.mgrid[0:k.shape[0], 0:k.shape[1]].astype(np.float64)
-    centre = np.array([(k * cols).sum(), (k * rows).sum()])
-    d = np.stack([cols - centre[0], rows - centre[1]], -1)
-    cov = np.einsum("hw,hwi,hwj->ij", k, d, d) + 1e-6 * np.eye(2)
-    g = np.exp(-0.5 * np.einsum("hwi,ij,hwj->hw", d, np.linalg.inv(cov), d))
+    """The Gaussian (same window) with ``kernel``'s centroid and covariance: the library's
+    second-moment ellipse (:func:`~visionfw.degradation.kernel_shape`) about its centre of
+    mass, each variance raised by 1e-6 so that a straight line's zero width stays finite."""
+    from visionfw.degradation import centre_of_mass, kernel_shape
+    from visionfw.degradation.kernels import _inverse_covariance
+
+    major, minor, degrees = kernel_shape(kernel)
+    a, b, d = _inverse_covariance(np.sqrt(major ** 2 + 1e-6), np.sqrt(minor ** 2 + 1e-6),
+                                  np.radians(degrees))
+    row, col = centre_of_mass(kernel)
+    rows, cols = np.mgrid[0:kernel.shape[0], 0:kernel.shape[1]].astype(np.float64)
+    x, y = cols - col, rows - row
+    g = np.exp(-0.5 * (a * x * x + 2.0 * b * x * y + d * y * y))
     return g / g.sum()
 
 
