@@ -126,6 +126,10 @@ def test_evaluate_report_against_numpy(run, data, tmp_path):
     ret = report["retrieval"]
     assert ret["omegas"] == 8 and ret["degradations"] == 2 and ret["contents"] == 4
     assert ret["chance"] == pytest.approx(3 / 7) and ret["content_chance"] == pytest.approx(1 / 7)
+    # among the 6 Omegas of the other three contents, 3 share the degradation
+    assert ret["other_content_chance"] == pytest.approx(0.5)
+    assert 0 < ret["p_value"] <= 1 and 0 < ret["other_content_p_value"] <= 1
+    assert ret["permutations"] == 10000
     assert 0 <= ret["accuracy"] <= 1 and 0 <= ret["content_accuracy"] <= 1
     assert not [p for p in os.listdir(report_path.parent) if p != "redeg.json"]   # no temp
 
@@ -142,6 +146,52 @@ def test_nearest_neighbour_accuracy_by_hand():
     # label (right); [0, 0] -> [1, 0] right, [2, 0] -> [1, 0] wrong
     out = nearest_neighbour_accuracy([[0, 0], [1, 0], [2, 0]], [0, 0, 1])
     assert out["accuracy"] == pytest.approx(2 / 3) and out["chance"] == pytest.approx(1 / 3)
+
+
+def test_nearest_neighbour_accuracy_among_other_groups():
+    from visionfw.evaluate.redeg import nearest_neighbour_accuracy
+
+    # two contents (groups 0, 1) under degradations a, b: each vector's nearest overall is
+    # its own content's other vector (wrong degradation); among the other content's vectors
+    # the nearest is of its own degradation
+    vectors = [[0, 0], [0, 1], [10, 0.2], [10, 1.2]]
+    labels, groups = ["a", "b", "a", "b"], [0, 0, 1, 1]
+    assert nearest_neighbour_accuracy(vectors, labels)["accuracy"] == 0
+    out = nearest_neighbour_accuracy(vectors, labels, groups=groups)
+    assert out == {"accuracy": 1.0, "chance": pytest.approx(0.5), "count": 4}
+    with pytest.raises(ValueError, match="no candidate"):
+        nearest_neighbour_accuracy(vectors, labels, groups=[0, 0, 0, 0])
+
+
+def test_permutation_p_value_against_enumeration():
+    """The Monte Carlo p-value against the exact one, every within-content labelling listed."""
+    import itertools
+
+    from visionfw.evaluate.redeg import nearest_neighbour_accuracy, permutation_p_value
+
+    rng = np.random.default_rng(4)
+    contents, degradations = 4, 3
+    groups = np.repeat(np.arange(contents), degradations)
+    labels = np.tile(np.arange(degradations), contents)
+    # the degradation weakly present, the content strongly, plus noise
+    vectors = (0.6 * np.eye(degradations)[labels] + 0.8 * rng.normal(size=(contents, 3))[groups]
+               + 0.5 * rng.normal(size=(len(labels), 3)))
+    for exclude in (False, True):
+        g = groups if exclude else None
+        observed = nearest_neighbour_accuracy(vectors, labels, groups=g)["accuracy"]
+        orders = list(itertools.permutations(range(degradations)))
+        hits = 0
+        for choice in itertools.product(orders, repeat=contents):
+            shuffled = np.concatenate([np.asarray(o) for o in choice])
+            acc = nearest_neighbour_accuracy(vectors, shuffled, groups=g)["accuracy"]
+            hits += acc >= observed - 1e-12
+        exact = hits / len(orders) ** contents
+        p = permutation_p_value(vectors, labels, groups, 20000, seed=1, exclude=exclude)
+        assert 0.02 < exact < 0.98          # a case where the test has something to estimate
+        assert p == pytest.approx(exact, abs=0.015)
+    # a representation that is the degradation alone: every shuffle does worse or as well
+    perfect = np.eye(degradations)[labels] + 1e-3 * rng.normal(size=(len(labels), 3))
+    assert permutation_p_value(perfect, labels, groups, 2000, seed=0) < 0.01
 
 
 def test_pair_ratio_and_crops():

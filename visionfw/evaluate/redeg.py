@@ -18,6 +18,7 @@ from visionfw.evaluate.datasets import EvaluationError
 
 DEFAULT_CROPS = 5
 DEFAULT_DRAWS = 16
+PERMUTATIONS = 10000
 
 PROTOCOL = {
     "pair": "LQ brought to the HQ size by MATLAB bicubic (clipped to [0, 1]) when smaller; "
@@ -42,7 +43,12 @@ PROTOCOL = {
     "retrieval": "Omegas of every degradation x every content (source and dataset); for each, "
                  "its nearest other Omega by Euclidean distance: accuracy = how often it has "
                  "the same degradation (content_accuracy: the same content); chance = the "
-                 "mean over the Omegas of (others of the same label) / (all others)",
+                 "mean over the Omegas of (others of the same label) / (all others); "
+                 "other_content_accuracy and other_content_chance: the same with only the "
+                 "Omegas of other contents as candidates; p_value, other_content_p_value: "
+                 "the share of `permutations` shuffles of the degradation labels within each "
+                 "content (seeded by --seed) whose accuracy is at least the measured one, "
+                 "(1 + count) / (1 + permutations)",
 }
 
 
@@ -153,24 +159,68 @@ def down_by(image, ratio, shape=None):
 
 # ---------------------------------------------------------------- retrieval
 
-def nearest_neighbour_accuracy(vectors, labels):
+def nearest_neighbour_accuracy(vectors, labels, groups=None):
     """How often each vector's nearest other vector (Euclidean; the first on a tie) has its
     label: ``{'accuracy', 'chance', 'count'}``. ``chance`` is what picking another vector at
-    random would score: the mean over the vectors of (others of the same label) / (others)."""
+    random would score: the mean over the vectors of (others of the same label) / (others).
+
+    With ``groups`` (one per vector), a vector's candidates are only the vectors of other
+    groups: for Omegas grouped by content, "is the nearest Omega of another image one of the
+    same degradation", which content cannot answer."""
     x = np.asarray(vectors, np.float64)
     labels = np.asarray(labels)
     n = len(x)
     if n < 2 or x.ndim != 2 or len(labels) != n:
         raise ValueError(f"nearest_neighbour_accuracy needs n >= 2 vectors (n, d) and n "
                          f"labels; got {x.shape} and {labels.shape}")
-    squared = np.sum(x * x, axis=1)
-    distance = squared[:, None] + squared[None, :] - 2.0 * x @ x.T
-    np.fill_diagonal(distance, np.inf)
-    nearest = np.argmin(distance, axis=1)
+    allowed = ~np.eye(n, dtype=bool)
+    if groups is not None:
+        groups = np.asarray(groups)
+        if len(groups) != n:
+            raise ValueError(f"nearest_neighbour_accuracy: {len(groups)} groups for {n} vectors")
+        allowed &= groups[:, None] != groups[None, :]
+    if not allowed.any(axis=1).all():
+        raise ValueError("nearest_neighbour_accuracy: a vector has no candidate of another "
+                         "group")
+    nearest = _nearest(x, allowed)
     same = labels[:, None] == labels[None, :]
-    chance = (same.sum(axis=1) - 1) / (n - 1)
+    chance = (same & allowed).sum(axis=1) / allowed.sum(axis=1)
     return {"accuracy": float(np.mean(labels[nearest] == labels)),
             "chance": float(np.mean(chance)), "count": int(n)}
+
+
+def _nearest(x, allowed):
+    """Index of each row's nearest allowed row (Euclidean; the first on a tie)."""
+    squared = np.sum(x * x, axis=1)
+    distance = squared[:, None] + squared[None, :] - 2.0 * x @ x.T
+    return np.argmin(np.where(allowed, distance, np.inf), axis=1)
+
+
+def permutation_p_value(vectors, labels, groups, permutations=10000, seed=0, exclude=False):
+    """One-sided p-value of a nearest-neighbour accuracy under "the vectors carry nothing of
+    the label beyond the group": the labels are shuffled within each group (so each content
+    keeps one Omega of every degradation), the accuracy recomputed for each of
+    ``permutations`` shuffles, and ``p = (1 + #{shuffled >= observed}) / (1 + permutations)``.
+    ``exclude`` leaves a vector's own group out of its candidates, as ``groups`` does in
+    :func:`nearest_neighbour_accuracy`. The neighbours do not move with the labels, so they
+    are found once."""
+    x = np.asarray(vectors, np.float64)
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    n = len(x)
+    allowed = ~np.eye(n, dtype=bool)
+    if exclude:
+        allowed &= groups[:, None] != groups[None, :]
+    nearest = _nearest(x, allowed)
+    observed = np.mean(labels[nearest] == labels)
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    shuffled = labels.copy()
+    at_least = 0
+    for _ in range(int(permutations)):
+        for idx in members:
+            shuffled[idx] = labels[rng.permutation(idx)]
+        at_least += np.mean(shuffled[nearest] == shuffled) >= observed - 1e-12
+    return float((1 + at_least) / (1 + int(permutations)))
 
 
 # ---------------------------------------------------------------- the run
@@ -280,7 +330,16 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
         by_con = nearest_neighbour_accuracy(vectors, by_content)
         retrieval.update(accuracy=by_deg["accuracy"], chance=by_deg["chance"],
                          content_accuracy=by_con["accuracy"], content_chance=by_con["chance"],
-                         omegas=by_deg["count"])
+                         omegas=by_deg["count"], permutations=PERMUTATIONS,
+                         p_value=permutation_p_value(vectors, by_degradation, by_content,
+                                                     PERMUTATIONS, seed))
+        if len(set(by_content)) >= 2:   # images smaller than DegNet's input have no Omega
+            across = nearest_neighbour_accuracy(vectors, by_degradation, groups=by_content)
+            retrieval.update(other_content_accuracy=across["accuracy"],
+                             other_content_chance=across["chance"],
+                             other_content_p_value=permutation_p_value(
+                                 vectors, by_degradation, by_content, PERMUTATIONS, seed,
+                                 exclude=True))
     return {"protocol": dict(PROTOCOL), "scale": int(scale), "seed": int(seed),
             "crops": int(crops), "draws": int(draws), "training_chain": chain.text,
             "chain_order": chain.order, "source": source[0],
@@ -305,8 +364,14 @@ def format_table(report):
         lines.append(f"Omega nearest-neighbour retrieval over {r['omegas']} Omegas "
                      f"({r['degradations']} degradations x {r['contents']} contents): same "
                      f"degradation {100 * r['accuracy']:.1f}% (chance {100 * r['chance']:.1f}%), "
-                     f"same content {100 * r['content_accuracy']:.1f}% (chance "
+                     f"p = {r['p_value']:.2g}; same content "
+                     f"{100 * r['content_accuracy']:.1f}% (chance "
                      f"{100 * r['content_chance']:.1f}%)")
+        if "other_content_accuracy" in r:
+            lines.append(f"  among the Omegas of other images only: same degradation "
+                         f"{100 * r['other_content_accuracy']:.1f}% (chance "
+                         f"{100 * r['other_content_chance']:.1f}%), "
+                         f"p = {r['other_content_p_value']:.2g}")
     else:
         lines.append(f"Omega retrieval: {r['note']}")
     return "\n".join(lines)
