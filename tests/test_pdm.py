@@ -581,6 +581,10 @@ def test_pdm_sr_from_a_pdm_run_then_sr_and_test(pdm_run, folders, tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(given, kept))
     header = (out / "val.csv").read_text().splitlines()[0].split(",")
     assert "noise_sigma" in header and "kernel_psnr" not in header
+    # the settings record the sizes of the networks it took, not the options' defaults
+    params = json.loads((out / "settings.json").read_text())["recipe"]["params"]
+    assert (params["kernel_nf"], params["kernel_nb"], params["noise_nf"],
+            params["noise_nb"], params["noise_zero_mean"]) == (8, 1, 8, 1, False)
     # its SR network is any model's: test.py and sr take the run folder
     r = run_cli("test.py", "--weights", out, "--dataset", hr, "--scale", "4")
     assert r.returncode == 0, r.stderr
@@ -589,6 +593,20 @@ def test_pdm_sr_from_a_pdm_run_then_sr_and_test(pdm_run, folders, tmp_path):
     assert len(list((tmp_path / "sr").glob("*_x4.png"))) == 2
     # its training LR was not --degradation's: no noise warning is derived from it
     assert training_of(out / "best.weights.h5") is None
+
+
+def test_pdm_sr_refuses_network_options_its_pdm_run_contradicts(pdm_run, folders, tmp_path):
+    hr, lr = folders
+    base = ["--scale", "4", "--train-dir", hr, "--unpaired-dir", lr, "--steps", "1",
+            "--batch-size", "2", "--patch-size", "32", "--pdm", pdm_run]
+    for flag, value, match in (("--noise-zero-mean", "true", "has zero_mean False"),
+                               ("--noise-nf", "16", "has nf 8"),
+                               ("--kernel-nb", "3", "has nb 1")):
+        out = tmp_path / flag.strip("-")
+        r = run_cli("train.py", "pdm-sr", *base, flag, value, "--out", out)
+        assert r.returncode != 0 and match in r.stderr and "leave" in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0, r.stderr
+        assert not out.exists()
 
 
 def test_bad_input_is_one_line(tmp_path, folders, capsys):

@@ -507,9 +507,41 @@ class PDMSRRecipe(PDMRecipeBase):
             if trained != int(config.scale):
                 raise TrainError(f"--pdm {o['pdm']} learned an x{trained} degradation but this "
                                  f"run trains x{config.scale}")
+            config.recipe_params.update(cls.pdm_network_params(config.recipe_params, o["pdm"]))
         elif not o["train_degradation"]:
             raise TrainError("--train-degradation false keeps the degradation as it starts: "
                              "give the learned one, --pdm RUN (a train.py pdm run folder)")
+
+    # the options that size the degradation networks, and their names in the networks' specs
+    NETWORK_PARAMS = {"kernel": {"kernel_latent": "latent", "kernel_nf": "nf",
+                                 "kernel_nb": "nb", "kernel_size": "size",
+                                 "per_pixel": "per_pixel"},
+                      "noise": {"noise_latent": "latent", "noise_nf": "nf", "noise_nb": "nb",
+                                "noise_dim": "dim", "noise_zero_mean": "zero_mean"}}
+
+    @classmethod
+    def pdm_network_params(cls, given, run):
+        """The network options of a run started from ``--pdm RUN``: its kernel and noise
+        networks keep the sizes they were trained with, so those are what the run records; an
+        option given with another value than both its default and the network's is a one-line
+        error rather than ignored."""
+        from visionfw.checkpoint import read_spec
+
+        defaults = cls.resolve_options({})
+        taken = {}
+        for role, path in run_files(run).items():
+            spec = read_spec(path).get("hparams") or {}
+            for option, name in cls.NETWORK_PARAMS[role].items():
+                if name not in spec:
+                    continue
+                value = type(defaults[option])(spec[name])
+                if given.get(option, defaults[option]) not in (defaults[option], value):
+                    raise TrainError(f"--recipe-param {option}={given[option]}: the {role} "
+                                     f"network of --pdm {run} has {name} {value}, and its "
+                                     "networks are used as they were trained; leave "
+                                     f"{option} out, or learn a new degradation without --pdm")
+                taken[option] = value
+        return taken
 
     @classmethod
     def check_model(cls, config, model_dict):
