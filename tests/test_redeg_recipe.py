@@ -302,6 +302,36 @@ def test_train_redegnet_writes_its_networks_and_losses(redeg_run):
     assert (redeg_run / "train.csv").read_text().splitlines()[0].startswith("step,loss")
 
 
+def test_redegnet_validation_scores_the_synthesis_of_each_pair(redeg_run, data):
+    """val.csv's synthesis_psnr against the same measure made again outside the graph: the
+    run's validated networks (best = the step-1 validation's), Omega of the centre square of
+    each validation pair (redeg evaluate's omega_of_pair with one crop), SynNet's LQ brought
+    down by bicubic, scored on 8 bits with 2 border pixels cropped."""
+    import csv
+
+    from visionfw.evaluate.redeg import down_by, omega_of_pair, rgb_psnr, synthesise
+    from visionfw.imageio import list_images, read_image
+    from visionfw.metrics import to_uint8
+    from visionfw.resize import imresize
+
+    hr_dir, _ = data
+    with open(redeg_run / "val.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert "synthesis_psnr" in rows[0] and len(rows) == 1
+    logged = float(rows[0]["synthesis_psnr"])
+    degnet = visionfw.load_model(redeg_run / "best.degnet.weights.h5")
+    synnet = visionfw.load_model(redeg_run / "best.weights.h5")
+    scores = []
+    for path in list_images(hr_dir):
+        hr = read_image(path).astype(np.float32) / 255.0          # 48x48: a multiple of 2
+        lr = to_uint8(np.asarray(imresize(hr, scale=0.5)))        # the bicubic protocol's LR
+        omega = omega_of_pair(degnet, lr.astype(np.float32) / 255.0, hr, crops=1)
+        fake = down_by(synthesise(synnet, hr, omega), 2, lr.shape)
+        scores.append(rgb_psnr(fake, lr, 2))
+    # an untrained SynNet is far from the LR (about 8 dB): the two must agree, to 0.02 dB
+    assert np.isfinite(logged) and logged == pytest.approx(np.mean(scores), abs=0.02), scores
+
+
 def test_load_redeg(redeg_run, tmp_path):
     from visionfw.errors import CheckpointError
     from visionfw.recipes.redeg import load_redeg

@@ -94,6 +94,7 @@ class Recipe:
     test_weights = {"model": "best.weights.h5"}
     model = None
     val_metrics = ()
+    val_with_hr = False          # validation hands predict the ground truth as ``hr`` too
     best_by = "psnr"
     default_clip_norm = None
     learns_degradation = False

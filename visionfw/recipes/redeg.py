@@ -411,6 +411,8 @@ class ReDegNetRecipe(Recipe):
     best_by = None
     learns_degradation = True
     holds_redeg = True
+    val_metrics = ("synthesis_psnr",)
+    val_with_hr = True
 
     @classmethod
     def check_run(cls, config):
@@ -546,11 +548,49 @@ class ReDegNetRecipe(Recipe):
         return out
 
     def predict(self, inputs):
-        """Validation has no pairs to read a degradation from: the LR image up-sampled (its
-        PSNR is bicubic's, as PDM's). The degradation is judged by the training losses."""
+        """Validation: the prediction is the LR image up-sampled (its PSNR is bicubic's, as
+        PDM's), and ``synthesis_psnr`` measures the degradation: each validation image's own
+        pair (its LR under ``--degradation``, its HR) gives Omega, and SynNet's LQ of the HR
+        under it, brought down to the LR size, is scored against that LR."""
         from visionfw.recipes.kenet import bicubic_up
 
-        return bicubic_up(inputs["lr"], int(self.config.scale))
+        lr, scale = inputs["lr"], int(self.config.scale)
+        return bicubic_up(lr, scale), {"synthesis_psnr": self.synthesis_psnr(lr, inputs["hr"])}
+
+    def synthesis_psnr(self, lr, hr):
+        """``(1,)`` PSNR (dB) of SynNet's LQ of ``hr`` against ``lr`` under DegNet's Omega of
+        the pair read from its centre square of DegNet's size (an image smaller than that is
+        repeated up to it); SynNet's input is mirrored to its size multiple and cropped back,
+        its output brought down by MATLAB bicubic; both rounded to 8 bits, ``scale`` pixels
+        cropped on every side (fewer on a very small image). Dynamic shapes: validation
+        images of every size go through one trace."""
+        from visionfw.evaluate.redeg import synnet_multiple
+        from visionfw.resize import imresize
+
+        degnet, synnet = self.networks["degnet"], self.networks["synnet"]
+        scale, size = int(self.config.scale), int(degnet.inputs[0].shape[1])
+        h, w = tf.shape(hr)[1], tf.shape(hr)[2]
+        up = tf.clip_by_value(imresize(lr, output_shape=(h, w)), 0.0, 1.0)
+        pair = tf.concat([up, hr], axis=-1)
+        pair = tf.tile(pair, [1, -(-size // h), -(-size // w), 1])
+        top = (tf.shape(pair)[1] - size) // 2
+        left = (tf.shape(pair)[2] - size) // 2
+        pair = pair[:, top:top + size, left:left + size]
+        omega = tf.cast(degnet([pair[..., :3], pair[..., 3:]], training=False), tf.float32)
+        multiple = synnet_multiple(synnet)
+        padded = tf.pad(hr, [[0, 0], [0, -h % multiple], [0, -w % multiple], [0, 0]],
+                        mode="SYMMETRIC")
+        fake = tf.cast(synnet([padded, omega], training=False), tf.float32)[:, :h, :w]
+        lh, lw = tf.shape(lr)[1], tf.shape(lr)[2]
+        fake = imresize(tf.clip_by_value(fake, 0.0, 1.0), output_shape=(lh, lw))
+        border = tf.minimum(scale, tf.minimum(lh - 1, lw - 1) // 2)
+
+        def eight_bits(x):
+            x = tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0)
+            return x[:, border:lh - border, border:lw - border]
+
+        mse = tf.reduce_mean(tf.square(eight_bits(fake) - eight_bits(lr)), axis=[1, 2, 3])
+        return 10.0 * tf.math.log(255.0 ** 2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
 
 
 def check_features(value):

@@ -448,7 +448,8 @@ class Trainer:
             self.swap_ema()
         try:
             return self.validation.evaluate(self.predict_arrays,
-                                            crop=self.recipe.score_crop)
+                                            crop=self.recipe.score_crop,
+                                            with_hr=self.recipe.val_with_hr)
         finally:
             if self.ema_vars:
                 self.swap_ema()

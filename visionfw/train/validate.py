@@ -122,7 +122,7 @@ class ValidationSet:
                                                 item["is_gray"])
         return item["cropped"][crop]
 
-    def evaluate(self, predict, crop=0):
+    def evaluate(self, predict, crop=0, with_hr=False):
         """Scores of ``predict`` on every image. ``predict`` takes a dict of batches of one
         (``lr`` float32 NHWC in [0, 1], and the labels) and returns the SR batch, or
         ``(sr, {name: per-image values})`` when the recipe measures more than the image (IKC's
@@ -133,6 +133,9 @@ class ValidationSet:
         estimated kernel, ``(1, k, k)``) is not averaged: it is kept, with the first image's
         LR, SR and HR, in ``self.preview`` for the run's pictures (the first
         ``PREVIEWS`` images in ``self.previews``).
+
+        ``with_hr``: the inputs also hold ``hr``, the ground truth as float32 NHWC in [0, 1],
+        for a recipe whose measure needs it (ReDegNet's synthesis of the validation pair).
 
         ``crop``: the output of a model that shrinks (SRCNN's valid convolutions) is smaller
         than HR by this many pixels; HR and bicubic are cropped to it as test.py crops them.
@@ -145,6 +148,8 @@ class ValidationSet:
         self.previews = []
         for item in self.items:
             inputs = {"lr": item["lr"][None]}
+            if with_hr:
+                inputs["hr"] = item["hr"][None].astype(np.float32) / 255.0
             inputs.update({k: np.asarray(v)[None] for k, v in item["labels"].items()})
             out = predict(inputs)
             sr, extra = out if isinstance(out, tuple) else (out, {})
