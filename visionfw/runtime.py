@@ -232,6 +232,18 @@ class InferenceFunction:
         return self._graph(*args)
 
 
+def without_remapping():
+    """Turn Grappler's remapper off for this process. On training steps that take a gradient
+    through a convolution, BiasAdd and LeakyReLU with respect to the input alone (PDM's and
+    ReDegNet's discriminators, DAN's estimator behind a frozen USRNet), TensorFlow 2.21's
+    remapper fails on that fusion, logs an error line and drops its rewrite of the step anyway;
+    off, the step is the same graph without the line (an SRResNet x4 step measured here was
+    no slower without it)."""
+    import tensorflow as tf
+
+    tf.config.optimizer.set_experimental_options({"remapping": False})
+
+
 def traced(fn):
     """``fn`` as a TensorFlow function that an unrolled loop calls at every iteration.
 

@@ -248,7 +248,10 @@ class DANUSRNetRecipe(Recipe):
     def build(self):
         from visionfw.graph.builder import attach_spec, build
 
+        from visionfw.runtime import without_remapping
+
         check_kernel_loss(self.options)
+        without_remapping()              # its fusion fails on the estimator's input gradient
         self.usrnet = load_usrnet(self.options["usrnet"], int(self.config.scale))
         self.usrnet.trainable = bool(self.options["finetune"])
         meta = dict(self.model_dict.get("meta") or {}, loops=self.options["loops"])

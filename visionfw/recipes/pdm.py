@@ -307,12 +307,13 @@ class PDMRecipeBase(Recipe):
 
     @staticmethod
     def without_remapping():
-        """Turn Grappler's remapper off for this process. On the step of these recipes
-        (TensorFlow 2.21) it fails -- on the discriminator's first convolution, BiasAdd and
-        LeakyReLU, whose gradient the degradation's update takes with respect to the input
-        alone -- and logs an error line; its rewrite of the step is then dropped anyway. (An
-        SRResNet x4 step measured here was no slower without it.)"""
-        tf.config.optimizer.set_experimental_options({"remapping": False})
+        """Grappler's remapper off for this process (:func:`visionfw.runtime.without_remapping`):
+        on the step of these recipes it fails on the discriminator's first convolution, BiasAdd
+        and LeakyReLU, whose gradient the degradation's update takes with respect to the input
+        alone."""
+        from visionfw.runtime import without_remapping
+
+        without_remapping()
 
     def degradation_networks(self, kernel):
         """The noise network and the discriminator beside ``kernel``; ``self.degradation``."""
