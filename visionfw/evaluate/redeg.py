@@ -173,12 +173,9 @@ def nearest_neighbour_accuracy(vectors, labels, groups=None):
     if n < 2 or x.ndim != 2 or len(labels) != n:
         raise ValueError(f"nearest_neighbour_accuracy needs n >= 2 vectors (n, d) and n "
                          f"labels; got {x.shape} and {labels.shape}")
-    allowed = ~np.eye(n, dtype=bool)
-    if groups is not None:
-        groups = np.asarray(groups)
-        if len(groups) != n:
-            raise ValueError(f"nearest_neighbour_accuracy: {len(groups)} groups for {n} vectors")
-        allowed &= groups[:, None] != groups[None, :]
+    if groups is not None and len(groups) != n:
+        raise ValueError(f"nearest_neighbour_accuracy: {len(groups)} groups for {n} vectors")
+    allowed = _candidates(n, groups)
     if not allowed.any(axis=1).all():
         raise ValueError("nearest_neighbour_accuracy: a vector has no candidate of another "
                          "group")
@@ -187,6 +184,16 @@ def nearest_neighbour_accuracy(vectors, labels, groups=None):
     chance = (same & allowed).sum(axis=1) / allowed.sum(axis=1)
     return {"accuracy": float(np.mean(labels[nearest] == labels)),
             "chance": float(np.mean(chance)), "count": int(n)}
+
+
+def _candidates(n, groups=None):
+    """``(n, n)`` bool: which vectors each may take as its neighbour -- every other one, or,
+    with ``groups``, those of other groups."""
+    allowed = ~np.eye(n, dtype=bool)
+    if groups is not None:
+        groups = np.asarray(groups)
+        allowed &= groups[:, None] != groups[None, :]
+    return allowed
 
 
 def _nearest(x, allowed):
@@ -206,11 +213,7 @@ def permutation_p_value(vectors, labels, groups, permutations=10000, seed=0, exc
     are found once."""
     x = np.asarray(vectors, np.float64)
     labels, groups = np.asarray(labels), np.asarray(groups)
-    n = len(x)
-    allowed = ~np.eye(n, dtype=bool)
-    if exclude:
-        allowed &= groups[:, None] != groups[None, :]
-    nearest = _nearest(x, allowed)
+    nearest = _nearest(x, _candidates(len(x), groups if exclude else None))
     observed = np.mean(labels[nearest] == labels)
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]

@@ -247,7 +247,6 @@ class DANUSRNetRecipe(Recipe):
 
     def build(self):
         from visionfw.graph.builder import attach_spec, build
-
         from visionfw.runtime import without_remapping
 
         check_kernel_loss(self.options)

@@ -305,16 +305,6 @@ class PDMRecipeBase(Recipe):
 
     # ---- networks
 
-    @staticmethod
-    def without_remapping():
-        """Grappler's remapper off for this process (:func:`visionfw.runtime.without_remapping`):
-        on the step of these recipes it fails on the discriminator's first convolution, BiasAdd
-        and LeakyReLU, whose gradient the degradation's update takes with respect to the input
-        alone."""
-        from visionfw.runtime import without_remapping
-
-        without_remapping()
-
     def degradation_networks(self, kernel):
         """The noise network and the discriminator beside ``kernel``; ``self.degradation``."""
         from visionfw import models
@@ -332,8 +322,9 @@ class PDMRecipeBase(Recipe):
     def discriminator(self):
         from visionfw import models
         from visionfw.graph.builder import attach_spec, build
+        from visionfw.runtime import without_remapping
 
-        self.without_remapping()
+        without_remapping()         # its fusion fails on the discriminator's input gradient
         o = self.options
         hp = {"nf": o["d_nf"], "nb": o["d_nb"], "stride": o["d_stride"]}
         d = models.model_dict("patchgan", **hp)

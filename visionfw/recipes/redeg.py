@@ -454,9 +454,9 @@ class ReDegNetRecipe(Recipe):
 
     def build(self):
         from visionfw.graph.builder import attach_spec, build
-        from visionfw.recipes.pdm import PDMRecipeBase
+        from visionfw.runtime import without_remapping
 
-        PDMRecipeBase.without_remapping()
+        without_remapping()
         o, size = self.options, int(self.config.patch_size)
         synnet = build(self.model_dict)
         attach_spec(synnet, self.model_dict, self.model_name, self.hparams)
