@@ -76,12 +76,14 @@ def _styled(g, x, w, filters, skip=None, upsample=False):
     return _lrelu(g, _sn_conv(g, y, filters))
 
 
-def _to_rgb(g, x, w, previous=None):
+def _to_rgb(g, x, w, previous=None, residual=False):
     """The official ``ToRGB``: tanh(modulated 1x1 convolution without demodulation + bias +
-    the previous resolution's RGB resized x2 bilinearly)."""
-    y = g("torgb", x, w, sub="ModulatedConv2D",
+    the previous resolution's RGB resized x2 bilinearly). For a residual SynNet the heads are
+    named apart (``resrgb``: weights of a plain SynNet never load into them) and start at
+    zero, so that the synthesis starts as the HQ image itself."""
+    y = g("resrgb" if residual else "torgb", x, w, sub="ModulatedConv2D",
           par={"filters": 3, "kernel_size": 1, "demodulate": False, "use_bias": True,
-               "style_bias": STYLE_BIAS})
+               "style_bias": STYLE_BIAS, **({"zero_start": True} if residual else {})})
     if previous is not None:
         y = g("merge", y, g("up", previous, sub="BilinearUp2x"))
     return g("tanh", y, sub="Activation", par={"activation": "tanh"})
@@ -121,7 +123,7 @@ def redeg_degnet(omega: int = 512, nf: int = 64, size: int = 64):
 
 @register_model("redeg-synnet", recipe="redegnet")
 def redeg_synnet(omega: int = 512, nf: int = 64, mapping: int = 8, levels: int = 4,
-                 w_dim: int = 512):
+                 w_dim: int = 512, residual: int = 0):
     """SynNet: the HQ image degraded as Omega says (the synthesised LQ image, at the HQ size).
 
     Inputs ``hq`` (height and width multiples of ``2**levels``) then ``omega``. Encoder (the
@@ -135,7 +137,8 @@ def redeg_synnet(omega: int = 512, nf: int = 64, mapping: int = 8, levels: int =
     resizes x2 first (with that resolution's features), and one without features. After each
     resolution an RGB head: tanh(modulated 1x1 conv without demodulation + bias + the
     previous RGB resized x2). The last RGB, in [-1, 1], mapped to [0, 1]: ``(B, H, W, 3)``. It
-    is the LQ image itself, not a residual added to the HQ one, as in the official code. The
+    is the LQ image itself, not a residual added to the HQ one, as in the official code
+    (``residual=1`` adds it to the HQ image instead, a choice of ours: see the argument). The
     official ``NoiseInjection`` weights are our zero-start scalars; its x2 is a plain
     bilinear resize before the convolution (its ``blur_kernel`` argument is unused), and its
     mapping layers are plain linear ones (no learning-rate multiplier), as here. The
@@ -151,7 +154,13 @@ def redeg_synnet(omega: int = 512, nf: int = 64, mapping: int = 8, levels: int =
         levels: strided encoder stages (the official encoder goes down to 4x4: 4 stages on
             the 64x64 crops DegNet takes by default, 6 at its 256x256 training size).
         w_dim: width of the mapping network and of ``w`` (the official ``style_dim``, 512).
+        residual: 1 to output the HQ image plus half the last RGB (``hq + rgb / 2`` in [0, 1]
+            terms, the sum in the signed range), the RGB heads starting at zero, so that the
+            synthesis starts as the HQ image and the generator learns only what the
+            degradation changes; not in the official code (0, the default, is).
     """
+    if residual not in (0, 1):
+        raise HyperparameterError(f"redeg-synnet needs residual 0 or 1; got residual={residual}")
     if min(omega, nf, mapping, levels, w_dim) < 1:
         raise HyperparameterError(f"redeg-synnet needs omega, nf, mapping, levels, w_dim >= 1; "
                                   f"got omega={omega}, nf={nf}, mapping={mapping}, "
@@ -162,7 +171,8 @@ def redeg_synnet(omega: int = 512, nf: int = 64, mapping: int = 8, levels: int =
     hq = g.input("hq", shape=(None, None, 3))
     code = g.input("omega", shape=(omega,))
     # encoder: features at every resolution, finest first
-    features = _down(g, g("signed", hq, sub="Rescaling", par=TO_SIGNED), nf, levels)
+    signed = g("signed", hq, sub="Rescaling", par=TO_SIGNED)
+    features = _down(g, signed, nf, levels)
     coarse = _width(nf, levels)
     y = _lrelu(g, _sn_conv(g, features[-1], coarse))
     body = _sn_conv(g, _lrelu(g, _sn_conv(g, y, coarse)), coarse)
@@ -174,11 +184,13 @@ def redeg_synnet(omega: int = 512, nf: int = 64, mapping: int = 8, levels: int =
     # generator, coarsest to finest
     y = _lrelu(g, _sn_conv(g, y, coarse))
     y = _styled(g, y, w, coarse, features[levels])
-    rgb = _to_rgb(g, y, w)
+    rgb = _to_rgb(g, y, w, residual=residual)
     for level in range(levels - 1, -1, -1):
         y = _styled(g, y, w, _width(nf, level), features[level], upsample=True)
         y = _styled(g, y, w, _width(nf, level))
-        rgb = _to_rgb(g, y, w, rgb)
+        rgb = _to_rgb(g, y, w, rgb, residual=residual)
+    if residual:
+        rgb = g("merge", signed, rgb)
     g("unit", rgb, sub="Rescaling", par=TO_UNIT, out="lq")
     return g.dict()
 

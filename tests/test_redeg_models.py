@@ -353,3 +353,57 @@ def test_networks_round_trip_through_save_and_load(tmp_path):
         again = visionfw.load_model(path)
         assert visionfw.read_spec(path)["model"] == name
         np.testing.assert_array_equal(model.predict(xs, verbose=0), again.predict(xs, verbose=0))
+
+
+def test_residual_synnet_starts_as_the_hq_image_and_adds_half_the_rgb():
+    """``residual=1``: the RGB heads start at zero, so the synthesis is the HQ image whatever
+    Omega; with the plain SynNet's weights in them, it is the HQ image plus the plain
+    synthesis minus a half ((2 hq - 1 + rgb + 1) / 2 = hq + (rgb + 1) / 2 - 1/2)."""
+    rng = np.random.default_rng(9)
+    hq = rng.random((2, 16, 24, 3), np.float32)
+    code = 3 * rng.normal(size=(2, 16)).astype(np.float32)
+    residual = visionfw.build_model("redeg-synnet", **TINY_SYN, residual=1)
+    heads = [layer for layer in residual.layers if layer.name.startswith("resrgb")]
+    assert len(heads) == TINY_SYN["levels"] + 1
+    assert all(not np.any(layer.kernel.numpy()) for layer in heads)
+    np.testing.assert_allclose(residual.predict([hq, code], verbose=0), hq, atol=1e-6)
+    plain = visionfw.build_model("redeg-synnet", **TINY_SYN)
+    for layer in plain.layers:
+        if layer.weights:
+            twin = layer.name.replace("torgb", "resrgb")
+            residual.get_layer(twin).set_weights(layer.get_weights())
+    np.testing.assert_allclose(residual.predict([hq, code], verbose=0),
+                               hq + plain.predict([hq, code], verbose=0) - 0.5, atol=1e-5)
+
+
+def test_residual_synnet_started_from_a_plain_one_keeps_its_heads_at_zero(tmp_path):
+    """Fine-tuning a plain SynNet into a residual one (``--init-weights``): every layer but
+    the RGB heads loads, and the synthesis still starts as the HQ image."""
+    from visionfw.checkpoint import transfer_weights
+
+    plain = visionfw.build_model("redeg-synnet", **TINY_SYN)
+    path = visionfw.save_model(plain, tmp_path / "plain.weights.h5")
+    residual = visionfw.build_model("redeg-synnet", **TINY_SYN, residual=1)
+    report = transfer_weights(residual, path)
+    assert sorted(report["not_in_file"]) == ["resrgb_0", "resrgb_1", "resrgb_2"]
+    assert sorted(report["unused"]) == ["torgb_0", "torgb_1", "torgb_2"]
+    assert not report["mismatched"]
+    np.testing.assert_array_equal(residual.get_layer("modconv_0").kernel.numpy(),
+                                  plain.get_layer("modconv_0").kernel.numpy())
+    hq = np.random.default_rng(10).random((1, 16, 16, 3), np.float32)
+    code = np.ones((1, 16), np.float32)
+    np.testing.assert_allclose(residual.predict([hq, code], verbose=0), hq, atol=1e-6)
+
+
+def test_residual_synnet_round_trips_and_refuses_other_values(tmp_path):
+    model = visionfw.build_model("redeg-synnet", **TINY_SYN, residual=1)
+    rng = np.random.default_rng(11)
+    for v in model.weights:
+        v.assign(v.numpy() + rng.normal(size=v.shape).astype(np.float32) * 0.05)
+    path = visionfw.save_model(model, tmp_path / "res.weights.h5")
+    again = visionfw.load_model(path)
+    xs = [rng.random((1, 16, 16, 3), np.float32), rng.normal(size=(1, 16)).astype(np.float32)]
+    np.testing.assert_array_equal(model.predict(xs, verbose=0), again.predict(xs, verbose=0))
+    assert again.get_layer("resrgb_0").get_config()["zero_start"] is True
+    with pytest.raises(HyperparameterError, match="residual 0 or 1"):
+        visionfw.build_model("redeg-synnet", **TINY_SYN, residual=2)

@@ -52,6 +52,8 @@ class ModulatedConv2D(keras.layers.Layer):
         use_bias: add a bias (starting at zero) after the (de)modulation.
         style_bias: the starting value of the style's bias ``b``, or None for PyTorch's default
             of a linear layer's bias, uniform within ``1 / sqrt(D)`` (the official ReDegNet's).
+        zero_start: start the kernel at zero (the layer's output starts as its bias), for a
+            head whose output is added to something it should leave unchanged at first.
         epsilon: added under the demodulation's square root.
         **kwargs: passed to ``keras.layers.Layer``.
     """
@@ -59,7 +61,7 @@ class ModulatedConv2D(keras.layers.Layer):
     num_inputs = 2
 
     def __init__(self, filters, kernel_size=3, demodulate=True, upsample=False, use_bias=False,
-                 style_bias=1.0, epsilon=1e-8, **kwargs):
+                 style_bias=1.0, epsilon=1e-8, zero_start=False, **kwargs):
         super().__init__(**kwargs)
         if int(filters) != filters or filters < 1:
             raise ValueError(f"filters must be a positive integer, got {filters!r}")
@@ -72,13 +74,15 @@ class ModulatedConv2D(keras.layers.Layer):
         self.use_bias = bool(use_bias)
         self.style_bias = None if style_bias is None else float(style_bias)
         self.epsilon = float(epsilon)
+        self.zero_start = bool(zero_start)
 
     def build(self, input_shapes):
         x_shape, w_shape = input_shapes
         cin, dim = x_shape[-1], w_shape[-1]
         k = self.kernel_size
         self.kernel = self.add_weight(name="kernel", shape=(k, k, cin, self.filters),
-                                      initializer=keras.initializers.RandomNormal(stddev=1.0))
+                                      initializer="zeros" if self.zero_start else
+                                      keras.initializers.RandomNormal(stddev=1.0))
         # PyTorch's default for a linear layer's matrix: uniform within 1 / sqrt(fan in)
         self.style_kernel = self.add_weight(
             name="style_kernel", shape=(dim, cin),
@@ -119,7 +123,8 @@ class ModulatedConv2D(keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "demodulate": self.demodulate,
                 "upsample": self.upsample, "use_bias": self.use_bias,
-                "style_bias": self.style_bias, "epsilon": self.epsilon}
+                "style_bias": self.style_bias, "epsilon": self.epsilon,
+                "zero_start": self.zero_start}
 
 
 @register_layer
