@@ -164,3 +164,22 @@ def test_op_listing():
     assert op_names() == ["bicubic", "direct", "gaussian", "jpeg", "kernel", "motion", "noise",
                           "quantize", "randomblur"]
     assert any(line.startswith("gaussian(sigma, sigma1, sigma2, theta, size=21") for line in describe_ops())
+
+
+def test_noise_seed_redraws_the_noise_and_nothing_else():
+    """``noise_seed``: the same random motion kernel and down-sampling as ``seed`` gives, a
+    new noise draw: each draw is the noise-free image plus white noise of sigma 10 / 255,
+    the two draws uncorrelated; ``noise_seed`` equal to ``seed`` changes nothing."""
+    x = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32) * 0.5 + 0.25
+    deg = parse_degradation("motion(size=9)+bicubic+noise(sigma=10,clip=false)", base_seed=3)
+    assert deg.has_noise and not parse_degradation("motion(size=9)+bicubic").has_noise
+    a = deg(x, 2, seed=0)
+    kernel_a = deg.kernel.copy()
+    b = deg(x, 2, seed=0, noise_seed=1)
+    np.testing.assert_array_equal(deg.kernel, kernel_a)
+    np.testing.assert_array_equal(deg(x, 2, seed=0, noise_seed=0), a)
+    clean = parse_degradation("motion(size=9)+bicubic", base_seed=3)(x, 2, seed=0)
+    na, nb = (a - clean).ravel(), (b - clean).ravel()
+    assert np.std(na) == pytest.approx(10 / 255, rel=0.05)
+    assert np.std(nb) == pytest.approx(10 / 255, rel=0.05)
+    assert abs(np.corrcoef(na, nb)[0, 1]) < 0.05

@@ -122,6 +122,21 @@ def test_evaluate_report_against_numpy(run, data, tmp_path):
     row = next(r for r in report["degradations"][0]["images"] if r["name"] == "img2")
     assert report["degradations"][0]["name"] == name
     assert row["bicubic_psnr"] == pytest.approx(10 * np.log10(255 ** 2 / mse), abs=1e-6)
+    # the noise drawn again: only under the noisy degradation, recomputed for img2
+    assert "noise_redrawn_psnr" not in report["degradations"][0]
+    assert "noise_redrawn" in report["protocol"]
+    name, deg = get_protocol(SPECS[1], 2, 0)[0]
+    truth, again = (np.floor(np.clip(np.asarray(deg(hq.astype(np.float32), 2, seed=0, **kw),
+                                                np.float64), 0, 1) * 255 + 0.5)
+                    for kw in ({}, {"noise_seed": 1}))
+    mse = np.mean((truth[2:-2, 2:-2] - again[2:-2, 2:-2]) ** 2)
+    entry = report["degradations"][1]
+    row = next(r for r in entry["images"] if r["name"] == "img2")
+    assert mse > 0 and row["noise_redrawn_psnr"] == pytest.approx(10 * np.log10(255 ** 2 / mse),
+                                                                  abs=1e-6)
+    assert entry["noise_redrawn_psnr"] == pytest.approx(
+        np.mean([r["noise_redrawn_psnr"] for r in entry["images"]]))
+    assert "D, noise again" in r.stdout
     # 2 degradations x 4 contents: chance of the same degradation 3 / 7, same content 1 / 7
     ret = report["retrieval"]
     assert ret["omegas"] == 8 and ret["degradations"] == 2 and ret["contents"] == 4

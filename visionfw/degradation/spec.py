@@ -320,6 +320,11 @@ class Degradation:
         return hash(self._key())
 
     @property
+    def has_noise(self):
+        """Whether a noise op is in the chain (``noise_seed`` changes something)."""
+        return any(isinstance(op, NoiseOp) for op in self.ops)
+
+    @property
     def is_random(self):
         """Whether the output depends on the seed."""
         return any(op.is_random() for op in self.ops)
@@ -354,9 +359,11 @@ class Degradation:
             pair = tf.random.experimental.stateless_fold_in(mixed, pair[1])
         return pair
 
-    def degrade(self, hr, scale, seed=None):
+    def degrade(self, hr, scale, seed=None, noise_seed=None):
         """``(lr, labels)``; ``labels`` maps ``'kernel'``, ``'noise_sigma'``,
         ``'jpeg_quality'`` to tensors (per image, first axis N for batches) for the ops present.
+        ``noise_seed`` (same forms as ``seed``) draws the noise ops from it instead, every
+        other op as ``seed`` says: the same degradation with its noise drawn again.
         """
         import tensorflow as tf
 
@@ -367,9 +374,11 @@ class Degradation:
         if self.dtype == "float64" and getattr(hr, "dtype", None) in (np.float32, tf.float32):
             x = _snap_to_levels(x)
         pair = self._seed(seed)
+        noise_pair = pair if noise_seed is None else self._seed(noise_seed)
         labels = {}
         for i, op in enumerate(self.ops):
-            op_seed = tf.random.experimental.stateless_fold_in(pair, tf.constant(i, tf.int64))
+            base = noise_pair if isinstance(op, NoiseOp) else pair
+            op_seed = tf.random.experimental.stateless_fold_in(base, tf.constant(i, tf.int64))
             x = op.apply(x, scale, op_seed, labels)
         x = tf.cast(x, tf.float32)
         if single:
@@ -379,10 +388,10 @@ class Degradation:
             return x.numpy(), {k: v.numpy() for k, v in labels.items()}
         return x, labels
 
-    def __call__(self, hr, scale, seed=None):
+    def __call__(self, hr, scale, seed=None, noise_seed=None):
         import tensorflow as tf
 
-        lr, labels = self.degrade(hr, scale, seed)
+        lr, labels = self.degrade(hr, scale, seed, noise_seed)
         if tf.executing_eagerly():
             self.labels = {k: np.asarray(v) for k, v in labels.items()}
             self._last_kernel = self.labels.get("kernel")

@@ -37,6 +37,9 @@ PROTOCOL = {
                      "draws for every image) on HQ_b, each brought back to the HQ size as in "
                      "training, then MATLAB bicubic down to the size of D(HQ_b): the least-"
                      "squares guess of an LQ image under the training degradations",
+    "noise_redrawn": "D(HQ_b) once more with every noise op drawn from another seed (call "
+                     "seed 1 where D's is 0), every other draw as in D (8 bits): what a synthesis that re-made D "
+                     "exactly, its noise included, would score; absent when D has no noise op",
     "psnr": "10 log10(255^2 / MSE) on RGB, each image rounded to 8 bits (clip, x255, halves "
             "up), ceil(scale) pixels cropped on every side; per degradation, the mean over "
             "the images HQ_b (the dataset without the source)",
@@ -311,15 +314,23 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
                 by_degradation.append(v)
                 by_content.append(c)
         rows = []
+        keys = ["synthesised_psnr", "bicubic_psnr", "training_mean_psnr"]
         for name, hq in images:
             truth = lqs[name]
             fake = down_by(synthesise(synnet, hq, omega), scale, truth.shape)
-            rows.append({"name": name,
-                         "synthesised_psnr": rgb_psnr(fake, truth, scale),
-                         "bicubic_psnr": rgb_psnr(bicubic[name], truth, scale),
-                         "training_mean_psnr": rgb_psnr(mean[name], truth, scale)})
+            row = {"name": name,
+                   "synthesised_psnr": rgb_psnr(fake, truth, scale),
+                   "bicubic_psnr": rgb_psnr(bicubic[name], truth, scale),
+                   "training_mean_psnr": rgb_psnr(mean[name], truth, scale)}
+            if deg.has_noise:
+                again = to_uint8(deg(hq, scale, seed=0, noise_seed=1))
+                row["noise_redrawn_psnr"] = rgb_psnr(again.astype(np.float32) / 255.0, truth,
+                                                     scale)
+            rows.append(row)
+        if deg.has_noise:
+            keys.append("noise_redrawn_psnr")
         entry = {"name": variant, "spec": deg.spec}
-        for key in ("synthesised_psnr", "bicubic_psnr", "training_mean_psnr"):
+        for key in keys:
             entry[key] = float(np.mean([r[key] for r in rows]))
         entry["images"] = rows
         results.append(entry)
@@ -352,9 +363,9 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
 
 def format_table(report):
     """A short table of the report: a row per degradation, then the retrieval line."""
-    header = ("degradation", "synthesised", "bicubic", "training mean")
-    rows = [(r["name"], *(f"{r[k]:.2f}" for k in ("synthesised_psnr", "bicubic_psnr",
-                                                  "training_mean_psnr")))
+    header = ("degradation", "synthesised", "bicubic", "training mean", "D, noise again")
+    keys = ("synthesised_psnr", "bicubic_psnr", "training_mean_psnr", "noise_redrawn_psnr")
+    rows = [(r["name"], *(f"{r[k]:.2f}" if k in r else "-" for k in keys))
             for r in report["degradations"]]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = [f"PSNR (dB, RGB) at x{report['scale']} of the synthesis from one pair of "
