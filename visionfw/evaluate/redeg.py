@@ -38,8 +38,9 @@ PROTOCOL = {
                      "training, then MATLAB bicubic down to the size of D(HQ_b): the least-"
                      "squares guess of an LQ image under the training degradations",
     "noise_redrawn": "D(HQ_b) once more with every noise op drawn from another seed (call "
-                     "seed 1 where D's is 0), every other draw as in D (8 bits): what a synthesis that re-made D "
-                     "exactly, its noise included, would score; absent when D has no noise op",
+                     "seed 1 where D's is 0), every other draw as in D (8 bits): what a "
+                     "synthesis that re-made D exactly, its noise included, would score; "
+                     "absent when D has no noise op",
     "psnr": "10 log10(255^2 / MSE) on RGB, each image rounded to 8 bits (clip, x255, halves "
             "up), ceil(scale) pixels cropped on every side; per degradation, the mean over "
             "the images HQ_b (the dataset without the source)",
