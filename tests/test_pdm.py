@@ -193,7 +193,7 @@ def test_kernel_network_both_modes(scale, side):
     for w in net.weights:                       # away from the start: large logits
         value = rng.normal(size=w.shape).astype("float32")
         # a batch norm's variance must stay positive: a negative one makes NaNs, which
-        # Grappler's remapper happened to fuse away, so the test hung on that option
+        # Grappler's remapper happened to fuse away, so the test depended on that option
         w.assign(np.abs(value) if "variance" in w.path else value)
     k = net.predict(z, verbose=0)
     assert k.min() >= 0 and np.ptp(k) > 0.01

@@ -316,6 +316,8 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
                 by_content.append(c)
         rows = []
         keys = ["synthesised_psnr", "bicubic_psnr", "training_mean_psnr"]
+        if deg.has_noise:
+            keys.append("noise_redrawn_psnr")
         for name, hq in images:
             truth = lqs[name]
             fake = down_by(synthesise(synnet, hq, omega), scale, truth.shape)
@@ -328,8 +330,6 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
                 row["noise_redrawn_psnr"] = rgb_psnr(again.astype(np.float32) / 255.0, truth,
                                                      scale)
             rows.append(row)
-        if deg.has_noise:
-            keys.append("noise_redrawn_psnr")
         entry = {"name": variant, "spec": deg.spec}
         for key in keys:
             entry[key] = float(np.mean([r[key] for r in rows]))
