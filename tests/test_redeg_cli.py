@@ -88,7 +88,93 @@ def test_transfer_same_size_pair_keeps_sizes_and_is_synnet(run, data, tmp_path):
     assert np.abs(got - want).max() <= 1                  # float32 rounding at a .5 boundary
 
 
+def _pair_arrays(root):
+    lq = read_image(root / "pairs" / "LQ" / "img0.png").astype(np.float32) / 255
+    hq = read_image(root / "pairs" / "HQ" / "img0.png").astype(np.float32) / 255
+    return lq, hq
+
+
+def test_adapt_fits_the_pair_by_hand(run, data):
+    """The first loss is the L1 of SynNet on the nine grid squares against the LQ image at
+    the HQ size (recomputed here); the fit lowers it; the weights move only by the steps."""
+    from visionfw.evaluate.redeg import adapt, omega_of_pair
+    from visionfw.recipes.redeg import load_redeg
+
+    root, _ = data
+    degnet, synnet = load_redeg(run)
+    lq, hq = _pair_arrays(root)                                  # 32 x 32 and 64 x 64
+    omega = omega_of_pair(degnet, lq, hq, 1)
+    up = np.clip(numpy_imresize(lq.astype(np.float64), output_shape=(64, 64)), 0, 1)
+    squares = [(t, l) for t in (0, 16, 32) for l in (0, 16, 32)]      # 32 x 32 in 64 x 64
+    fake = np.asarray(synnet([np.stack([hq[t:t + 32, l:l + 32] for t, l in squares]),
+                              np.repeat(omega[None], 9, 0)]), np.float64)
+    want = np.mean([np.abs(fake[i] - up[t:t + 32, l:l + 32]).mean()
+                    for i, (t, l) in enumerate(squares)])
+    before = [w.copy() for w in synnet.get_weights()]
+    fitted, losses = adapt(synnet, omega, lq, hq, 40, 1e-3, 32)
+    assert len(losses) == 40 and losses[0] == pytest.approx(want, rel=1e-4)
+    assert losses[-1] < 0.9 * losses[0]
+    assert np.abs(fitted - omega).max() > 1e-4
+    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(before, synnet.get_weights()))
+    synnet.set_weights(before)
+    assert adapt(synnet, omega, lq, hq, 0, 1e-3, 32)[1] == []         # no step: unchanged
+    assert all(np.array_equal(a, b) for a, b in zip(before, synnet.get_weights()))
+
+
+def test_transfer_adapt(run, data, tmp_path):
+    root, _ = data
+    outs = []
+    for extra in ([], ["--adapt", "5", "--adapt-lr", "1e-3"]):
+        out = tmp_path / f"out{len(extra)}"
+        r = run_cli("-m visionfw", "redeg", "transfer", "--run", run, *_pair(root), "--to",
+                    root / "to", "--out", out, *extra)
+        assert r.returncode == 0, r.stderr
+        assert ("fitted to the pair in 5 steps" in r.stderr) == bool(extra)
+        outs.append(read_image(out / "img0.png").astype(int))
+    assert outs[0].shape == outs[1].shape == (20, 24, 3)
+    assert np.abs(outs[0] - outs[1]).max() > 0
+
+
 # ---------------------------------------------------------------- evaluate
+
+def test_measure_adapt_puts_the_weights_back(run, data):
+    """The adapted column is the synthesis of SynNet fitted by adapt() (recomputed), and the
+    other columns -- of both degradations -- are those of a report without --adapt."""
+    from visionfw.degradation import get_protocol
+    from visionfw.evaluate import redeg as R
+    from visionfw.metrics import to_uint8
+    from visionfw.recipes.redeg import RandomChain, load_redeg
+
+    root, _ = data
+    degnet, synnet = load_redeg(run)
+    variants = [v for spec in SPECS for v in get_protocol(spec, 2, 0)]
+    images = [(f"img{i}", read_image(root / "set" / f"img{i}.png").astype(np.float32) / 255)
+              for i in range(3)]
+    chain = RandomChain("noise(5~20)+resize(2~3)")
+    plain = R.measure(degnet, synnet, variants, 2, images[0], images[1:], chain, draws=1,
+                      crops=1)
+    fitted = R.measure(degnet, synnet, variants, 2, images[0], images[1:], chain, draws=1,
+                       crops=1, adapt_steps=4, adapt_lr=1e-3)
+    assert "adapt" not in plain and fitted["adapt"] == {"steps": 4, "lr": 1e-3}
+    for a, b in zip(plain["degradations"], fitted["degradations"]):
+        assert "adapted_psnr" not in a
+        assert a["synthesised_psnr"] == b["synthesised_psnr"]      # the weights came back
+        assert b["adapted_psnr"] != b["synthesised_psnr"]
+    # the second degradation's adapted PSNR of img2 by hand
+    name, deg = variants[1]
+    src_hq = images[0][1]
+    lq = to_uint8(deg(src_hq, 2, seed=0)).astype(np.float32) / 255
+    omega = R.omega_of_pair(degnet, lq, src_hq, 1)
+    trained = synnet.get_weights()
+    omega, _ = R.adapt(synnet, omega, lq, src_hq, 4, 1e-3, R.degnet_size(degnet))
+    hq = images[2][1]
+    truth = to_uint8(deg(hq, 2, seed=0))
+    want = R.rgb_psnr(R.down_by(R.synthesise(synnet, hq, omega), 2, truth.shape), truth, 2)
+    synnet.set_weights(trained)
+    row = next(r for r in fitted["degradations"][1]["images"] if r["name"] == "img2")
+    assert row["adapted_psnr"] == pytest.approx(want, abs=1e-4)
+    assert "adapted" in R.format_table(fitted) and "adapted" not in R.format_table(plain)
+
 
 def test_evaluate_report_against_numpy(run, data, tmp_path):
     from visionfw.degradation import get_protocol
@@ -261,6 +347,9 @@ def test_bad_input_is_one_line(run, data, tmp_path):
              match="not a run of train.py redegnet")
     _refused("transfer", "--run", tmp_path / "norun", *_pair(root), *to,
              match="no such run folder")
+    _refused(*transfer, *_pair(root), *to, "--adapt", "-1", match="--adapt")
+    _refused(*transfer, *_pair(root), *to, "--adapt", "3", "--adapt-lr", "0",
+             match="--adapt-lr")
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
     evaluate = ("evaluate", "--dataset", root / "set", "--json", tmp_path / "r.json")
     _refused(*evaluate, "--run", other, "--protocol", SPECS[0],

@@ -18,6 +18,8 @@ from visionfw.evaluate.datasets import EvaluationError
 
 DEFAULT_CROPS = 5
 DEFAULT_DRAWS = 16
+DEFAULT_ADAPT_LR = 1e-4
+ADAPT_SQUARES = 9
 PERMUTATIONS = 10000
 
 PROTOCOL = {
@@ -31,6 +33,12 @@ PROTOCOL = {
     "synthesised": "SynNet(HQ_b, Omega of the one pair (D(HQ_a), HQ_a) of --source), at the "
                    "HQ size (padded by mirroring to SynNet's multiple, cropped back), MATLAB "
                    "bicubic down to the size of D(HQ_b)",
+    "adapted": "with --adapt N: SynNet and Omega first fitted to the one pair -- N Adam steps "
+               "(learning rate --adapt-lr, no weight decay) of the L1 distance between "
+               "SynNet(HQ_a squares, Omega) and the LQ squares brought to the HQ size, on the "
+               "nine squares of DegNet's size of a 3x3 grid of the pair, every step on all "
+               "nine, inference mode (no spectral-norm update); then as synthesised with the "
+               "fitted networks; the weights are put back before the next degradation",
     "bicubic": "MATLAB bicubic (antialiased) down-sampling of HQ_b to the size of D(HQ_b)",
     "training_mean": "the mean over `draws` draws of the run's training chain (settings.json "
                      "recipe.params chain and chain_order; draw k seeded (seed, k), the same "
@@ -138,6 +146,47 @@ def synthesise(synnet, hq, omega):
     y = synnet([padded[None].astype(np.float32), np.asarray(omega, np.float32)[None]],
                training=False)
     return np.clip(np.asarray(y, np.float32)[0, :h, :w], 0.0, 1.0)
+
+
+def adapt(synnet, omega, lq, hq, steps, lr=DEFAULT_ADAPT_LR, size=None):
+    """Fit SynNet and Omega to one pair before transferring it (not in the official method).
+
+    ``steps`` Adam steps of the L1 distance between SynNet's synthesis of HQ squares and the
+    LQ image's squares (brought to the HQ size), the reconstruction loss SynNet trained with,
+    on the nine squares of ``size`` (DegNet's input side) of a 3x3 grid of the pair, every
+    step on all nine. Inference mode: spectral norms are not re-estimated. The weights of
+    ``synnet`` change in place (save them with ``get_weights`` to put them back).
+
+    Returns:
+        ``(omega, losses)``: the fitted Omega (float32) and the loss of each step (measured
+        before its update).
+    """
+    import keras
+    import tensorflow as tf
+
+    h, w = hq.shape[:2]
+    size = size or min(h, w)
+    if min(h, w) < size:
+        raise EvaluationError(f"the pair's HQ image is {w}x{h}, smaller than the {size}x{size} "
+                              "squares it is fitted on")
+    lq = up_to_hq(lq, hq.shape)
+    spots = crop_spots(h, w, size, ADAPT_SQUARES)
+    hqs = tf.constant(np.stack([hq[t:t + size, l:l + size] for t, l in spots]), tf.float32)
+    lqs = tf.constant(np.stack([lq[t:t + size, l:l + size] for t, l in spots]), tf.float32)
+    code = tf.Variable(np.asarray(omega, np.float32)[None], name="omega")
+    variables = [code, *synnet.trainable_variables]
+    optimizer = keras.optimizers.Adam(lr)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            fake = synnet([hqs, tf.repeat(code, len(spots), axis=0)], training=False)
+            loss = tf.reduce_mean(tf.abs(tf.cast(fake, tf.float32) - lqs))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    losses = [float(step()) for _ in range(steps)]
+    return np.asarray(code.numpy()[0], np.float32), losses
 
 
 def synnet_multiple(synnet):
@@ -277,7 +326,8 @@ def rgb_psnr(image, truth_uint8, scale):
 
 
 def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
-            crops=DEFAULT_CROPS, draws=DEFAULT_DRAWS, log=None):
+            crops=DEFAULT_CROPS, draws=DEFAULT_DRAWS, adapt_steps=0,
+            adapt_lr=DEFAULT_ADAPT_LR, log=None):
     """The report of ``python -m visionfw redeg evaluate`` (see ``docs/redegnet.md``).
 
     Args:
@@ -289,6 +339,8 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
             variants' HR multiple.
         chain: the run's :class:`~visionfw.recipes.redeg.RandomChain`.
         seed, crops, draws: as the command's options.
+        adapt_steps, adapt_lr: ``--adapt`` and ``--adapt-lr``: with steps, an ``adapted``
+            column (:func:`adapt`); ``synnet`` has its weights back on return.
         log: called with a line per degradation.
     """
     from visionfw.metrics import to_uint8
@@ -309,6 +361,17 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
                                       what=f"{name} under {variant}")
                   for name, hq in contents if name == source[0] or min(hq.shape[:2]) >= size}
         omega = omegas[source[0]]
+        fitted = None
+        if adapt_steps:
+            trained = synnet.get_weights()
+            try:
+                fitted_omega, losses = adapt(synnet, omega,
+                                             lqs[source[0]].astype(np.float32) / 255.0,
+                                             source[1], adapt_steps, adapt_lr, size)
+                fitted = {name: down_by(synthesise(synnet, hq, fitted_omega), scale,
+                                        lqs[name].shape) for name, hq in images}
+            finally:
+                synnet.set_weights(trained)
         for c, (name, _) in enumerate(contents):
             if name in omegas:
                 vectors.append(omegas[name])
@@ -316,6 +379,8 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
                 by_content.append(c)
         rows = []
         keys = ["synthesised_psnr", "bicubic_psnr", "training_mean_psnr"]
+        if fitted:
+            keys.append("adapted_psnr")
         if deg.has_noise:
             keys.append("noise_redrawn_psnr")
         for name, hq in images:
@@ -325,6 +390,8 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
                    "synthesised_psnr": rgb_psnr(fake, truth, scale),
                    "bicubic_psnr": rgb_psnr(bicubic[name], truth, scale),
                    "training_mean_psnr": rgb_psnr(mean[name], truth, scale)}
+            if fitted:
+                row["adapted_psnr"] = rgb_psnr(fitted[name], truth, scale)
             if deg.has_noise:
                 again = to_uint8(deg(hq, scale, seed=0, noise_seed=1))
                 row["noise_redrawn_psnr"] = rgb_psnr(again.astype(np.float32) / 255.0, truth,
@@ -333,10 +400,14 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
         entry = {"name": variant, "spec": deg.spec}
         for key in keys:
             entry[key] = float(np.mean([r[key] for r in rows]))
+        if fitted:
+            entry["adapt_loss"] = {"first": losses[0], "last": losses[-1]}
         entry["images"] = rows
         results.append(entry)
-        log(f"{variant}: synthesised {entry['synthesised_psnr']:.2f} dB, bicubic "
-            f"{entry['bicubic_psnr']:.2f} dB, training mean {entry['training_mean_psnr']:.2f} dB")
+        log(f"{variant}: synthesised {entry['synthesised_psnr']:.2f} dB"
+            + (f", adapted {entry['adapted_psnr']:.2f} dB" if fitted else "")
+            + f", bicubic {entry['bicubic_psnr']:.2f} dB, training mean "
+            f"{entry['training_mean_psnr']:.2f} dB")
     retrieval = {"degradations": len(variants), "contents": len(set(by_content))}
     if len(variants) < 2:
         retrieval["note"] = "one degradation: nothing to tell apart (give two --protocol or more)"
@@ -356,7 +427,10 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
                                  vectors, by_degradation, by_content, PERMUTATIONS, seed,
                                  exclude=True))
     return {"protocol": dict(PROTOCOL), "scale": int(scale), "seed": int(seed),
-            "crops": int(crops), "draws": int(draws), "training_chain": chain.text,
+            "crops": int(crops), "draws": int(draws),
+            **({"adapt": {"steps": int(adapt_steps), "lr": float(adapt_lr)}} if adapt_steps
+               else {}),
+            "training_chain": chain.text,
             "chain_order": chain.order, "source": source[0],
             "images": [name for name, _ in images],
             "degradations": results, "retrieval": retrieval}
@@ -364,8 +438,12 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
 
 def format_table(report):
     """A short table of the report: a row per degradation, then the retrieval line."""
-    header = ("degradation", "synthesised", "bicubic", "training mean", "D, noise again")
-    keys = ("synthesised_psnr", "bicubic_psnr", "training_mean_psnr", "noise_redrawn_psnr")
+    header = ("degradation", "synthesised", "adapted", "bicubic", "training mean",
+              "D, noise again")
+    keys = ("synthesised_psnr", "adapted_psnr", "bicubic_psnr", "training_mean_psnr",
+            "noise_redrawn_psnr")
+    if "adapt" not in report:
+        header, keys = header[:2] + header[3:], keys[:2] + keys[3:]
     rows = [(r["name"], *(f"{r[k]:.2f}" if k in r else "-" for k in keys))
             for r in report["degradations"]]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
