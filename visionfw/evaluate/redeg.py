@@ -121,6 +121,15 @@ def degnet_size(degnet):
     return int(degnet.inputs[0].shape[1])
 
 
+def pair_squares(lq, hq, size, count):
+    """The LQ image (brought to the HQ size) and the HQ image cut to the same ``count``
+    squares of side ``size`` (:func:`crop_spots`): two float32 ``(n, size, size, C)``."""
+    lq = up_to_hq(lq, hq.shape)
+    spots = crop_spots(hq.shape[0], hq.shape[1], size, count)
+    return tuple(np.stack([x[t:t + size, l:l + size] for t, l in spots]).astype(np.float32)
+                 for x in (lq, hq))
+
+
 def omega_of_pair(degnet, lq, hq, crops=DEFAULT_CROPS, what="the pair"):
     """DegNet's Omega of a pair (float [0, 1] images; LQ at the HQ size or smaller), the mean
     over :func:`crop_spots`: ``(omega,)`` float32."""
@@ -129,10 +138,7 @@ def omega_of_pair(degnet, lq, hq, crops=DEFAULT_CROPS, what="the pair"):
     if min(h, w) < size:
         raise EvaluationError(f"{what}: the HQ image is {w}x{h}, smaller than the {size}x{size} "
                               "squares DegNet reads")
-    lq = up_to_hq(lq, hq.shape)
-    spots = crop_spots(h, w, size, crops)
-    lqs = np.stack([lq[t:t + size, l:l + size] for t, l in spots]).astype(np.float32)
-    hqs = np.stack([hq[t:t + size, l:l + size] for t, l in spots]).astype(np.float32)
+    lqs, hqs = pair_squares(lq, hq, size, crops)
     out = np.asarray(degnet([lqs, hqs], training=False), np.float32)
     return out.mean(axis=0)
 
@@ -169,10 +175,7 @@ def adapt(synnet, omega, lq, hq, steps, lr=DEFAULT_ADAPT_LR, size=None):
     if min(h, w) < size:
         raise EvaluationError(f"the pair's HQ image is {w}x{h}, smaller than the {size}x{size} "
                               "squares it is fitted on")
-    lq = up_to_hq(lq, hq.shape)
-    spots = crop_spots(h, w, size, ADAPT_SQUARES)
-    hqs = tf.constant(np.stack([hq[t:t + size, l:l + size] for t, l in spots]), tf.float32)
-    lqs = tf.constant(np.stack([lq[t:t + size, l:l + size] for t, l in spots]), tf.float32)
+    lqs, hqs = (tf.constant(x) for x in pair_squares(lq, hq, size, ADAPT_SQUARES))
     code = tf.Variable(np.asarray(omega, np.float32)[None], name="omega")
     variables = [code, *synnet.trainable_variables]
     optimizer = keras.optimizers.Adam(lr)
@@ -180,7 +183,7 @@ def adapt(synnet, omega, lq, hq, steps, lr=DEFAULT_ADAPT_LR, size=None):
     @tf.function
     def step():
         with tf.GradientTape() as tape:
-            fake = synnet([hqs, tf.repeat(code, len(spots), axis=0)], training=False)
+            fake = synnet([hqs, tf.repeat(code, hqs.shape[0], axis=0)], training=False)
             loss = tf.reduce_mean(tf.abs(tf.cast(fake, tf.float32) - lqs))
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
@@ -438,12 +441,13 @@ def measure(degnet, synnet, variants, scale, source, images, chain, seed=0,
 
 def format_table(report):
     """A short table of the report: a row per degradation, then the retrieval line."""
-    header = ("degradation", "synthesised", "adapted", "bicubic", "training mean",
-              "D, noise again")
-    keys = ("synthesised_psnr", "adapted_psnr", "bicubic_psnr", "training_mean_psnr",
-            "noise_redrawn_psnr")
-    if "adapt" not in report:
-        header, keys = header[:2] + header[3:], keys[:2] + keys[3:]
+    columns = [("synthesised", "synthesised_psnr"), ("adapted", "adapted_psnr"),
+               ("bicubic", "bicubic_psnr"), ("training mean", "training_mean_psnr"),
+               ("D, noise again", "noise_redrawn_psnr")]
+    if "adapt" not in report:                   # the column of --adapt only when it was asked
+        columns.remove(("adapted", "adapted_psnr"))
+    header = ("degradation", *(h for h, _ in columns))
+    keys = [k for _, k in columns]
     rows = [(r["name"], *(f"{r[k]:.2f}" if k in r else "-" for k in keys))
             for r in report["degradations"]]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
